@@ -1,0 +1,41 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+from ttl.cli import main
+
+
+def test_cuts_json(capsys):
+    assert main(["cuts", "resnet50", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert len(doc["cuts"]) == 17 and doc["cuts"][13]["name"] == "layer3.5"
+    kept = [c["params_kept"] for c in doc["cuts"]]
+    assert kept == sorted(kept)
+
+
+def test_bad_input_exits_2_with_message(capsys):
+    assert main(["cuts", "alexnet"]) == 2
+    assert "unknown architecture 'alexnet'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("cmd", [[], ["cuts"], ["train"], ["evaluate"], ["bench", "infer"], ["bench", "train"]])
+def test_help_for_every_command(cmd):
+    out = subprocess.run([sys.executable, "-m", "ttl.cli", *cmd, "--help"], capture_output=True, text=True)
+    assert out.returncode == 0 and "usage: ttl" in out.stdout
+
+
+def test_bench_runs_tiny_on_cpu(capsys, tmp_path):
+    out = tmp_path / "bench.json"
+    assert main(["bench", "train", "--arch", "resnet18", "--cut", "layer1.1", "--size", "32", "--batch", "4",
+                 "--steps", "2", "--warmup", "1", "--repeats", "1", "--dataset-images", "16", "--device", "cpu",
+                 "--out", str(out), "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["real_img_s"] > 0 and res["bound_img_s"] > 0 and "CPU" in res["note"]
+    assert json.loads(out.read_text())["provenance"]["params"]["arch"] == "resnet18"
+    assert main(["bench", "infer", "--arch", "resnet18", "--cuts", "stem", "layer2.1", "--size", "32",
+                 "--throughput-batch", "2", "--repeats", "2", "--warmup", "1", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)["rows"]
+    assert [r["cut"] for r in rows] == ["stem", "layer2.1"]
+    assert rows[0]["flops"] < rows[1]["flops"] and rows[1]["flops_ratio"] < 1

@@ -1,0 +1,104 @@
+import json
+
+import pytest
+import torch
+from scipy.special import expit
+
+from tiny import tiny_dataset
+from ttl.metrics import compute_metrics
+from ttl.strategies import prepare
+from ttl.train import TrainConfig, evaluate, fit
+
+CFG = dict(epochs=2, batch_size=16, lr=3e-3, n_boot=0, progress=False, patience=0)
+
+
+def _data():
+    return tiny_dataset(64, seed=1), tiny_dataset(48, seed=2), tiny_dataset(48, seed=3)
+
+
+def _model(seed=0):
+    return prepare("ttl", "resnet18", cut="layer1.1", source="scratch", seed=seed)
+
+
+def test_two_epochs_beat_chance_and_write_result(tmp_path):
+    train, val, test = _data()
+    untrained = evaluate(_model(), test, TrainConfig(n_boot=0))["auroc"]["value"]
+    res = fit(_model(), train, val, TrainConfig(**CFG), out_dir=tmp_path, test=test, params={"note": "x"})
+    auc = res.metrics["test"]["auroc"]["value"]
+    assert auc > 0.8 and auc > untrained
+    doc = json.loads((tmp_path / "result.json").read_text())
+    assert doc["metrics"]["test"]["auroc"]["value"] == pytest.approx(auc)
+    prov = doc["provenance"]
+    assert prov["params"]["note"] == "x" and prov["params"]["train"]["epochs"] == 2
+    assert {"git", "packages", "hardware", "wall_time_s"} <= set(prov)
+    assert prov["packages"]["torch"].startswith("2.")
+    assert doc["model"]["params"] == sum(p.numel() for p in res.model.parameters())
+    assert not (tmp_path / "checkpoint.pt").exists()
+    again = fit(_model(), train, val, TrainConfig(**CFG), out_dir=tmp_path, test=test, params={"note": "x"})
+    assert again.reused and again.metrics == res.metrics
+
+
+def test_same_seed_same_numbers_and_other_seed_differs():
+    train, val, _ = _data()
+    a = fit(_model(), train, val, TrainConfig(**CFG)).history
+    b = fit(_model(), train, val, TrainConfig(**CFG)).history
+    c = fit(_model(seed=1), train, val, TrainConfig(**{**CFG, "seed": 1})).history
+    strip = lambda h: [{k: v for k, v in r.items() if k != "seconds"} for r in h]  # noqa: E731
+    assert strip(a) == strip(b)
+    assert strip(a) != strip(c)
+
+
+def test_interrupted_run_resumes_to_the_same_result(tmp_path):
+    train, val, test = _data()
+    full = fit(_model(), train, val, TrainConfig(**CFG), test=test)
+
+    def interrupt(epoch, row):
+        if epoch == 0:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        fit(_model(), train, val, TrainConfig(**CFG), out_dir=tmp_path, test=test, on_epoch_end=interrupt)
+    assert (tmp_path / "checkpoint.pt").exists() and not (tmp_path / "result.json").exists()
+    seen = []
+    resumed = fit(_model(), train, val, TrainConfig(**CFG), out_dir=tmp_path, test=test,
+                  on_epoch_end=lambda e, r: seen.append(e))
+    assert seen == [1]  # only the second epoch ran again
+    assert [r["train_loss"] for r in resumed.history] == pytest.approx([r["train_loss"] for r in full.history])
+    assert resumed.metrics["test"]["auroc"]["value"] == pytest.approx(full.metrics["test"]["auroc"]["value"])
+
+
+def test_checkpoint_of_other_parameters_is_not_resumed(tmp_path):
+    train, val, _ = _data()
+    with pytest.raises(KeyboardInterrupt):
+        fit(_model(), train, val, TrainConfig(**CFG), out_dir=tmp_path,
+            on_epoch_end=lambda e, r: (_ for _ in ()).throw(KeyboardInterrupt))
+    seen = []
+    fit(_model(), train, val, TrainConfig(**{**CFG, "lr": 1e-3}), out_dir=tmp_path,
+        on_epoch_end=lambda e, r: seen.append(e))
+    assert seen == [0, 1]
+
+
+def test_early_stopping_stops_when_validation_stalls():
+    train, val, _ = _data()
+    cfg = TrainConfig(**{**CFG, "epochs": 6, "patience": 1, "lr": 1e-9, "schedule": "constant"})
+    res = fit(_model(), train, val, cfg)
+    assert len(res.history) < 6
+
+
+def test_metrics_binary_multiclass_multilabel_with_ci():
+    rng = torch.Generator().manual_seed(0)
+    y = torch.randint(0, 2, (200,), generator=rng).numpy()
+    s = (y + torch.randn(200, generator=rng).numpy() * 0.8)
+    m = compute_metrics(y, expit(s), "binary", n_boot=200)
+    assert 0.7 < m["auroc"]["value"] < 1.0
+    assert m["auroc"]["ci_low"] < m["auroc"]["value"] < m["auroc"]["ci_high"]
+    y3 = torch.randint(0, 3, (150,), generator=rng).numpy()
+    p3 = torch.softmax(torch.nn.functional.one_hot(torch.as_tensor(y3), 3).float() * 2
+                       + torch.randn(150, 3, generator=rng), 1).numpy()
+    m3 = compute_metrics(y3, p3, "multiclass", n_boot=0)
+    assert m3["auroc"]["value"] > 0.7 and m3["balanced_accuracy"]["value"] > 0.5
+    yl = torch.randint(0, 2, (120, 4), generator=rng).numpy()
+    pl = torch.sigmoid(torch.as_tensor(yl * 2.0 - 1) + torch.randn(120, 4, generator=rng)).numpy()
+    ml = compute_metrics(yl, pl, "multilabel", n_boot=0)
+    assert ml["auroc"]["value"] > 0.7
+    assert compute_metrics(y, 1 - s, "binary", n_boot=0)["auroc"]["value"] < 0.3

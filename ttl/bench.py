@@ -1,0 +1,135 @@
+"""Benchmarks: ``ttl bench infer`` (cost of every cut) and ``ttl bench train`` (finetuning speed).
+
+``train`` measures images/s of the real finetuning path (uint8 dataset -> on-device augmentation
+-> forward/backward/step, exactly :func:`ttl.train.fit`'s step) and of the pure-compute bound (the
+same model and batch on tensors already on the device), with medians over repeats after warm-up,
+and the peak GPU memory. Results are JSON with provenance; on a CPU-only machine they say so.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from ttl.efficiency import count_flops, count_params, time_forward
+from ttl.models import build, cut_points
+from ttl.train.batches import DeviceBatches, Preprocess
+from ttl.train.loop import resolve_device
+
+
+def bench_infer(arch: str, cuts: list[str] | None = None, size: int = 224, device: str = "auto",
+                latency_batch: int = 1, throughput_batch: int = 64, warmup: int = 3, repeats: int = 10,
+                dtype: str = "float32", progress: bool | None = None) -> list[dict[str, Any]]:
+    """Params, FLOPs, batch-1 latency and batch-N throughput for each cut of ``arch``."""
+    dev = resolve_device(device)
+    amp = {"float32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[dtype]
+    cuts = cuts or cut_points(arch)
+    full_flops = count_flops(build(arch, None, num_classes=2, source="scratch"), size)
+    rows = []
+    for cut in tqdm(cuts, desc=f"{arch} cuts", disable=None if progress is None else not progress):
+        model = build(arch, cut, num_classes=2, source="scratch").eval()
+        flops = count_flops(model, size)
+        lat = time_forward(model, latency_batch, size, dev, warmup, repeats, dtype=amp)
+        thr = time_forward(model, throughput_batch, size, dev, warmup, repeats, dtype=amp)
+        rows.append({"arch": arch, "cut": cut, "params": count_params(model), "flops": flops,
+                     "flops_ratio": flops / full_flops, "latency_ms": lat.median_ms,
+                     "latency_p90_ms": lat.p90_ms, "throughput_img_s": thr.images_per_s,
+                     "device": str(dev), "size": size, "dtype": dtype,
+                     "latency_batch": latency_batch, "throughput_batch": throughput_batch})
+    return rows
+
+
+class _UInt8Set:
+    """A synthetic uint8 image set shaped like a decoded cache (for the data path)."""
+
+    def __init__(self, n: int, size: int, channels: int, seed: int) -> None:
+        g = torch.Generator().manual_seed(seed)
+        self.images = torch.randint(0, 256, (n, channels, size, size), dtype=torch.uint8, generator=g)
+        self.labels = torch.randint(0, 2, (n,), generator=g)
+        self.classes, self.task, self.name = ["a", "b"], "binary", "synthetic-uint8"
+
+
+def _steps_per_s(step: Callable[[], None], n_steps: int, device: torch.device) -> float:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    t0 = time.perf_counter()
+    for _ in range(n_steps):
+        step()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return n_steps / (time.perf_counter() - t0)
+
+
+def bench_train(arch: str = "resnet50", cut: str | None = None, size: int = 224, batch: int = 128,
+                device: str = "auto", amp: str = "bf16", channels_last: bool = True, compile: bool = False,
+                steps: int = 20, warmup: int = 5, repeats: int = 3, dataset_images: int = 2048,
+                channels: int = 1, seed: int = 0, dataset: Any = None) -> dict[str, Any]:
+    """Images/s of the real finetuning path and of the pure-compute bound, and their ratio."""
+    dev = resolve_device(device)
+    if dev.type == "cpu":
+        amp, channels_last = "off", False
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "off": None}[amp]
+    torch.manual_seed(seed)
+    model = build(arch, cut, num_classes=2, source="scratch").to(dev)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    step_model = torch.compile(model) if compile else model
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    loss_fn = nn.CrossEntropyLoss()
+    data = dataset or _UInt8Set(dataset_images, size, channels, seed)
+    prep = Preprocess(size, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225), augment=True,
+                      channels_last=channels_last)
+    batches = DeviceBatches(data, batch, dev, prep, shuffle=True, seed=seed, drop_last=True)
+    x0 = torch.randn(batch, 3, size, size, device=dev)
+    if channels_last:
+        x0 = x0.contiguous(memory_format=torch.channels_last)
+    y0 = torch.randint(0, 2, (batch,), device=dev)
+
+    def train_step(x: torch.Tensor, y: torch.Tensor) -> None:
+        with torch.autocast(dev.type, dtype=dtype, enabled=dtype is not None):
+            loss = loss_fn(step_model(x).float(), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    state = {"it": iter(()), "epoch": 0}
+
+    def real_step() -> None:
+        try:
+            x, y = next(state["it"])
+        except StopIteration:
+            state["epoch"] += 1
+            state["it"] = iter(batches.epoch(state["epoch"]))
+            x, y = next(state["it"])
+        train_step(x, y)
+
+    def bound_step() -> None:
+        train_step(x0, y0)
+
+    if dev.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(dev)
+    model.train()
+    results: dict[str, list[float]] = {"real": [], "bound": []}
+    for name, fn in (("bound", bound_step), ("real", real_step), ("bound", bound_step), ("real", real_step)):
+        _steps_per_s(fn, warmup, dev)
+        for _ in range(max(1, repeats // 2 + repeats % 2)):
+            results[name].append(_steps_per_s(fn, steps, dev) * batch)
+    real = statistics.median(results["real"])
+    bound = statistics.median(results["bound"])
+    out = {"arch": arch, "cut": cut or "full", "size": size, "batch": batch, "device": str(dev),
+           "amp": amp, "channels_last": channels_last, "compile": compile, "steps": steps,
+           "repeats": len(results["real"]), "real_img_s": real, "bound_img_s": bound, "ratio": real / bound,
+           "real_samples": results["real"], "bound_samples": results["bound"],
+           "data_resident_on_device": batches.resident, "params": count_params(model)}
+    if dev.type == "cuda":
+        out["peak_memory_gb"] = torch.cuda.max_memory_allocated(dev) / 2**30
+        out["gpu"] = torch.cuda.get_device_name(dev)
+    else:
+        out["note"] = "measured on the CPU (no CUDA GPU available): not the GPU figures"
+    return out

@@ -1,0 +1,62 @@
+"""The ``ttl`` command line: one sub-command per module under ``ttl/commands``.
+
+Exit codes: 0 success, 1 unexpected failure, 2 bad input (a ``TTLError``: message on stderr),
+130 interrupted (a training run resumes from its last checkpoint when started again).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from ttl import __version__
+from ttl.errors import TTLError
+
+COMMAND_MODULES = ("cuts", "train", "evaluate", "bench", "data", "pretrain", "search", "book")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ttl", description="TTL Study: truncated transfer learning experiments.",
+        epilog="Run `ttl COMMAND --help` for a command's options.")
+    parser.add_argument("--version", action="version", version=f"ttl {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(f"ttl.commands.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"ttl.commands.{name}":
+                continue
+            raise
+        module.register(sub)
+    return parser
+
+
+def print_json(obj: Any) -> None:
+    from ttl.provenance import _jsonable
+
+    print(json.dumps(_jsonable(obj), indent=2))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except TTLError as exc:
+        print(f"ttl {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"ttl {args.command}: interrupted (rerun the same command to resume)", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,99 @@
+"""``ttl bench infer|train``: cost of each cut and finetuning throughput, as JSON with provenance."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("bench", help="benchmarks: inference cost per cut, training throughput",
+                       description="Benchmarks. Results print as a table (or --json) and, with --out, are "
+                                   "saved as JSON with provenance.")
+    bsub = p.add_subparsers(dest="bench", metavar="BENCH", required=True)
+    i = bsub.add_parser("infer", help="params, FLOPs, latency and throughput of every cut")
+    i.add_argument("--arch", default="resnet50", nargs="+", help="one or more architectures")
+    i.add_argument("--cuts", nargs="*", default=None, help="cuts to measure (default: all)")
+    i.add_argument("--size", type=int, default=224)
+    i.add_argument("--latency-batch", type=int, default=1)
+    i.add_argument("--throughput-batch", type=int, default=64)
+    i.add_argument("--warmup", type=int, default=3)
+    i.add_argument("--repeats", type=int, default=10)
+    i.add_argument("--dtype", default="float32", choices=("float32", "bf16", "fp16"))
+    _common(i)
+    i.set_defaults(func=run_infer)
+    t = bsub.add_parser("train", help="images/s of the real finetuning path vs the pure-compute bound")
+    t.add_argument("--arch", default="resnet50")
+    t.add_argument("--cut", default=None)
+    t.add_argument("--size", type=int, default=224)
+    t.add_argument("--batch", type=int, default=128)
+    t.add_argument("--amp", default="bf16", choices=("bf16", "fp16", "off"))
+    t.add_argument("--no-channels-last", action="store_true")
+    t.add_argument("--compile", action="store_true")
+    t.add_argument("--steps", type=int, default=20)
+    t.add_argument("--warmup", type=int, default=5)
+    t.add_argument("--repeats", type=int, default=3)
+    t.add_argument("--dataset-images", type=int, default=2048)
+    _common(t)
+    t.set_defaults(func=run_train)
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default="auto")
+    p.add_argument("--out", default=None, help="save JSON with provenance to this file")
+    p.add_argument("--json", action="store_true")
+
+
+def _save(args: argparse.Namespace, payload: dict, seconds: float) -> None:
+    from ttl.provenance import write_result
+
+    if args.out:
+        params = {k: v for k, v in vars(args).items() if k not in ("func",)}
+        write_result(Path(args.out), payload, params, device=payload.get("device"), wall_time_s=seconds)
+
+
+def run_infer(args: argparse.Namespace) -> int:
+    from ttl.bench import bench_infer
+    from ttl.cli import print_json
+    from ttl.provenance import stopwatch
+
+    rows = []
+    with stopwatch() as t:
+        for arch in args.arch:
+            rows += bench_infer(arch, args.cuts, args.size, args.device, args.latency_batch,
+                                args.throughput_batch, args.warmup, args.repeats, args.dtype)
+    payload = {"rows": rows, "device": rows[0]["device"] if rows else None}
+    _save(args, payload, t["seconds"])
+    if args.json:
+        print_json(payload)
+        return 0
+    print(f"{'arch':<12} {'cut':<12} {'params':>11} {'GFLOPs':>8} {'ratio':>6} {'lat ms':>8} {'img/s':>9}")
+    for r in rows:
+        print(f"{r['arch']:<12} {r['cut']:<12} {r['params']:>11,} {r['flops'] / 1e9:>8.2f} "
+              f"{r['flops_ratio']:>6.2f} {r['latency_ms']:>8.2f} {r['throughput_img_s']:>9.1f}")
+    print(f"device: {payload['device']}")
+    return 0
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from ttl.bench import bench_train
+    from ttl.cli import print_json
+    from ttl.provenance import stopwatch
+
+    with stopwatch() as t:
+        res = bench_train(args.arch, args.cut, args.size, args.batch, args.device, args.amp,
+                          not args.no_channels_last, args.compile, args.steps, args.warmup, args.repeats,
+                          args.dataset_images)
+    _save(args, res, t["seconds"])
+    if args.json:
+        print_json(res)
+        return 0
+    print(f"{res['arch']} cut={res['cut']} size={res['size']} batch={res['batch']} on {res.get('gpu', res['device'])}")
+    print(f"  real finetuning path: {res['real_img_s']:9.1f} images/s")
+    print(f"  pure-compute bound:   {res['bound_img_s']:9.1f} images/s")
+    print(f"  ratio:                {res['ratio']:9.3f}")
+    if "peak_memory_gb" in res:
+        print(f"  peak GPU memory:      {res['peak_memory_gb']:9.2f} GiB")
+    if "note" in res:
+        print(f"  note: {res['note']}")
+    return 0

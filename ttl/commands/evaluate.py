@@ -1,0 +1,67 @@
+"""``ttl evaluate RUN``: evaluate a trained run folder on a split of a dataset."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ttl.errors import DataError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    from ttl.commands.train import add_data_args
+
+    p = sub.add_parser("evaluate", help="evaluate a trained run on a dataset split",
+                       description="Rebuild the model of RUN (a folder written by `ttl train`), load its "
+                                   "weights and report AUROC, AUPRC, balanced accuracy and F1 with bootstrap "
+                                   "CIs on a split. Default dataset: the one it was trained on.")
+    p.add_argument("run", help="run folder holding result.json and model.pt")
+    add_data_args(p)
+    p.set_defaults(dataset=None)
+    p.add_argument("--split", default="test")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--n-boot", type=int, default=1000)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=run)
+
+
+def load_run(run_dir: str | Path):  # -> TTLModel
+    """Rebuild the model of a ``ttl train`` run folder with its trained weights."""
+    import torch
+
+    from ttl.provenance import read_json
+    from ttl.strategies import prepare
+
+    run_dir = Path(run_dir)
+    if not (run_dir / "result.json").exists() or not (run_dir / "model.pt").exists():
+        raise DataError(f"{run_dir} is not a finished run folder (needs result.json and model.pt)")
+    params = read_json(run_dir / "result.json")["provenance"]["params"]
+    spec = params["model"]
+    model = prepare(spec["strategy"], spec["arch"], cut=spec["cut"], num_classes=spec["num_classes"],
+                    source="scratch", width=spec.get("width", 1.0), slim_from=spec.get("slim_from"))
+    model.source = spec["source"]
+    model.load_state_dict(torch.load(run_dir / "model.pt", map_location="cpu", weights_only=True))
+    return model, params
+
+
+def run(args: argparse.Namespace) -> int:
+    from ttl.cli import print_json
+    from ttl.commands.train import data_overrides
+    from ttl.data import load
+    from ttl.train import TrainConfig, evaluate
+
+    model, params = load_run(args.run)
+    data_params = params.get("data", {})
+    dataset = args.dataset or data_params.get("dataset")
+    overrides = data_overrides(args) or {k: v for k, v in data_params.items() if k not in ("dataset", "root")}
+    ds = load(dataset, root=args.root or data_params.get("root"), split=args.split, **overrides)
+    cfg = TrainConfig(device=args.device, n_boot=args.n_boot, image_size=params["train"].get("image_size"))
+    metrics = evaluate(model, ds, cfg)
+    if args.json:
+        print_json({"run": args.run, "dataset": dataset, "split": args.split, "metrics": metrics})
+    else:
+        for name in ("auroc", "auprc", "balanced_accuracy", "f1"):
+            m = metrics[name]
+            ci = f" [{m['ci_low']:.3f}, {m['ci_high']:.3f}]" if m["ci_low"] is not None else ""
+            print(f"{name:>17}: {m['value']:.3f}{ci}")
+    return 0

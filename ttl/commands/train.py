@@ -1,0 +1,94 @@
+"""``ttl train``: finetune one strategy on one dataset; resumable; writes result.json."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from ttl.strategies import STRATEGIES
+
+
+def add_data_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dataset", default="phantom-mid",
+                   help="dataset name (see data_manifests/) or path to a manifest YAML (default: phantom-mid)")
+    p.add_argument("--root", default=None, help="folder holding the dataset (real datasets)")
+    p.add_argument("--n-per-class", type=int, default=None, help="phantoms: images per class and split")
+    p.add_argument("--data-size", type=int, default=None, help="resize images to this size when loading")
+    p.add_argument("--data-seed", type=int, default=None, help="phantoms: generator seed")
+
+
+def data_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    out = {"n_per_class": args.n_per_class, "size": args.data_size, "seed": args.data_seed}
+    return {k: v for k, v in out.items() if v is not None}
+
+
+def load_splits(args: argparse.Namespace, splits: tuple[str, ...] = ("train", "val", "test")) -> dict[str, Any]:
+    from ttl.data import load
+
+    return {s: load(args.dataset, root=args.root, split=s, **data_overrides(args)) for s in splits}
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="finetune a model with one transfer strategy",
+                       description="Train ARCH with STRATEGY on a dataset, select the epoch with the best "
+                                   "validation AUROC, evaluate on test, write OUT/result.json. Rerunning the "
+                                   "same command resumes an interrupted run or reuses a finished one.")
+    p.add_argument("--arch", default="resnet18")
+    p.add_argument("--strategy", default="ttl", choices=STRATEGIES)
+    p.add_argument("--cut", default=None, help="cut point name (see `ttl cuts ARCH`); none = full model")
+    p.add_argument("--source", default="imagenet", help="imagenet | fractal | scratch | path to a checkpoint")
+    p.add_argument("--width", type=float, default=0.5, help="TransFusion width factor of the slimmed blocks")
+    p.add_argument("--slim-from", default=None, help="TransFusion: first slimmed block (default: first after cut)")
+    add_data_args(p)
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--weight-decay", type=float, default=1e-4)
+    p.add_argument("--schedule", default="cosine", choices=("cosine", "plateau", "constant"))
+    p.add_argument("--patience", type=int, default=5, help="early-stopping patience in epochs (0: off)")
+    p.add_argument("--no-class-weights", action="store_true", help="plain (unweighted) loss")
+    p.add_argument("--size", type=int, default=None, help="training image size (default: the data's)")
+    p.add_argument("--amp", default="auto", choices=("auto", "bf16", "fp16", "off"))
+    p.add_argument("--compile", action="store_true", help="torch.compile the model")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples for the CIs")
+    p.add_argument("--out", default=None, help="run folder (default: runs/<dataset>/<arch>-<strategy>-<cut>-s<seed>)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ttl.cli import print_json
+    from ttl.strategies import prepare
+    from ttl.train import TrainConfig, fit
+
+    data = load_splits(args)
+    cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch, lr=args.lr, weight_decay=args.weight_decay,
+                      schedule=args.schedule, patience=args.patience, class_weighted=not args.no_class_weights,
+                      image_size=args.size, amp=args.amp, compile=args.compile, device=args.device,
+                      seed=args.seed, n_boot=args.n_boot)
+    train = data["train"]
+    model = prepare(args.strategy, args.arch, cut=args.cut, num_classes=_num_outputs(train), source=args.source,
+                    width=args.width, slim_from=args.slim_from, seed=args.seed)
+    out = Path(args.out or f"runs/{train.name}/{args.arch}-{args.strategy}-{args.cut or 'full'}-s{args.seed}")
+    params = {"model": {"strategy": args.strategy, "arch": args.arch, "cut": args.cut, "source": str(args.source),
+                        "width": args.width, "slim_from": args.slim_from, "num_classes": _num_outputs(train)},
+              "data": {"dataset": args.dataset, "root": args.root, **data_overrides(args)}}
+    result = fit(model, train, data["val"], cfg, out_dir=out, test=data["test"], params=params)
+    summary = {"result": str(result.path), "reused": result.reused, "best_epoch": result.best_epoch,
+               "metrics": result.metrics}
+    if args.json:
+        print_json(summary)
+    else:
+        for split, m in result.metrics.items():
+            auc = m["auroc"]
+            ci = f" [{auc['ci_low']:.3f}, {auc['ci_high']:.3f}]" if auc.get("ci_low") is not None else ""
+            print(f"{split}: AUROC {auc['value']:.3f}{ci}  balanced acc {m['balanced_accuracy']['value']:.3f}")
+        print(f"result: {result.path}{' (reused)' if result.reused else ''}")
+    return 0
+
+
+def _num_outputs(dataset: Any) -> int:
+    return len(dataset.classes)

@@ -1,0 +1,177 @@
+"""Provenance of every number: parameters, git commit, package versions, hardware, wall time.
+
+Every result file is written atomically (temporary file in the same folder, then ``os.replace``)
+so an interrupted run never leaves half a JSON behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime as _dt
+import hashlib
+import json
+import os
+import platform
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator, Mapping
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+PACKAGES = (
+    "torch", "torchvision", "numpy", "scikit-learn", "scipy", "grad-cam", "papermill",
+    "jupyter-book", "matplotlib", "pandas", "ttl-study",
+)
+
+
+def _jsonable(obj: Any) -> Any:
+    """Convert dataclasses, paths, numpy and torch scalars to plain JSON types."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return _jsonable(dataclasses.asdict(obj))
+    if isinstance(obj, Mapping):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple, set)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, Path):
+        return str(obj)
+    if hasattr(obj, "tolist"):  # numpy arrays/scalars, torch tensors
+        return obj.tolist()
+    if isinstance(obj, float) and obj != obj:  # NaN is not valid JSON
+        return None
+    return obj
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically; create parent folders."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
+    """Write ``obj`` as indented JSON to ``path`` atomically."""
+    text = json.dumps(_jsonable(obj), indent=2, sort_keys=False, allow_nan=False) + "\n"
+    return atomic_write_bytes(path, text.encode())
+
+
+def atomic_torch_save(path: str | os.PathLike, obj: Any) -> Path:
+    """``torch.save`` to ``path`` atomically."""
+    import io
+
+    import torch
+
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    return atomic_write_bytes(path, buf.getvalue())
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    with open(path) as f:
+        return json.load(f)
+
+
+def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    """Hex sha256 of a file."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def git_commit(repo: str | os.PathLike | None = None) -> dict[str, Any]:
+    """The current commit and whether the tree has uncommitted changes (None outside git)."""
+    cwd = Path(repo) if repo else Path(__file__).resolve().parent.parent
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True,
+                             text=True, timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd,
+                               capture_output=True, text=True, timeout=10).stdout.strip() != ""
+        return {"commit": sha, "dirty": dirty}
+    except (OSError, subprocess.SubprocessError):
+        return {"commit": None, "dirty": None}
+
+
+def package_versions(names: tuple[str, ...] = PACKAGES) -> dict[str, str | None]:
+    out: dict[str, str | None] = {"python": platform.python_version()}
+    for name in names:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def hardware(device: Any = None) -> dict[str, Any]:
+    """CPU, core count and, when CUDA is used, the GPU's name and memory."""
+    import torch
+
+    info: dict[str, Any] = {
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "processor": platform.processor() or None,
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "device": str(device) if device is not None else "cpu",
+        "cuda_available": torch.cuda.is_available(),
+    }
+    if torch.cuda.is_available():
+        idx = torch.device(device).index if device is not None and "cuda" in str(device) else 0
+        idx = idx or 0
+        props = torch.cuda.get_device_properties(idx)
+        info.update(gpu=props.name, gpu_memory_gb=round(props.total_memory / 2**30, 1),
+                    cuda=torch.version.cuda, cudnn=torch.backends.cudnn.version())
+    return info
+
+
+def provenance(params: Mapping[str, Any] | None = None, device: Any = None,
+               wall_time_s: float | None = None, **extra: Any) -> dict[str, Any]:
+    """The provenance block saved beside every result."""
+    return {
+        "params": _jsonable(dict(params or {})),
+        "git": git_commit(),
+        "packages": package_versions(),
+        "hardware": hardware(device),
+        "wall_time_s": wall_time_s,
+        "finished_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        **_jsonable(extra),
+    }
+
+
+def write_result(path: str | os.PathLike, payload: Mapping[str, Any], params: Mapping[str, Any],
+                 device: Any = None, wall_time_s: float | None = None) -> Path:
+    """Write ``payload`` plus its provenance as one JSON file, atomically."""
+    doc = dict(_jsonable(dict(payload)))
+    doc["provenance"] = provenance(params, device=device, wall_time_s=wall_time_s)
+    return atomic_write_json(path, doc)
+
+
+@contextlib.contextmanager
+def stopwatch() -> Iterator[dict[str, float]]:
+    """``with stopwatch() as t: ...`` then ``t["seconds"]`` holds the wall time."""
+    t = {"seconds": 0.0}
+    start = time.perf_counter()
+    try:
+        yield t
+    finally:
+        t["seconds"] = time.perf_counter() - start
+
+
+def params_hash(params: Mapping[str, Any]) -> str:
+    """A short stable hash of a parameter mapping (to tell whether a run can be reused)."""
+    text = json.dumps(_jsonable(dict(params)), sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]

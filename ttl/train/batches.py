@@ -1,0 +1,153 @@
+"""Batches of uint8 images prepared on the device: float, grey->RGB, resize, augment, normalise.
+
+Small datasets (the uint8 array fits in ``max_device_bytes``) are moved to the device once and
+indexed there, so an epoch does no host work and no host-device copies. Larger ones (e.g. a NumPy
+memmap of a decoded cache) are streamed through a DataLoader with pinned memory and workers.
+Augmentation (random resized crop, optional horizontal flip) is one batched ``grid_sample``.
+Randomness comes from generators seeded by ``(seed, epoch)``: an epoch is the same whether a run
+was interrupted or not.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ttl.seeding import derive_seed
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    """How batches are prepared (same on CPU and GPU)."""
+
+    image_size: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    augment: bool = False
+    scale: tuple[float, float] = (0.7, 1.0)
+    ratio: tuple[float, float] = (3 / 4, 4 / 3)
+    hflip: bool = False
+    channels_last: bool = False
+
+
+def _as_tensor(images: object) -> torch.Tensor:
+    if isinstance(images, torch.Tensor):
+        return images
+    return torch.from_numpy(np.ascontiguousarray(images))
+
+
+def random_resized_crop(x: torch.Tensor, size: int, scale: tuple[float, float],
+                        ratio: tuple[float, float], hflip: bool, generator: torch.Generator) -> torch.Tensor:
+    """Per-sample random resized crop (and flip) of a float batch, as one ``grid_sample``."""
+    n = x.shape[0]
+    dev = x.device
+    u = torch.rand(n, 4, generator=generator, device=generator.device).to(dev)
+    area = scale[0] + (scale[1] - scale[0]) * u[:, 0]
+    log_r = math.log(ratio[0]) + (math.log(ratio[1]) - math.log(ratio[0])) * u[:, 1]
+    aspect = torch.exp(log_r)
+    sw = torch.sqrt(area * aspect).clamp(max=1.0)  # crop width / image width
+    sh = torch.sqrt(area / aspect).clamp(max=1.0)
+    tx = (2 * u[:, 2] - 1) * (1 - sw)
+    ty = (2 * u[:, 3] - 1) * (1 - sh)
+    theta = torch.zeros(n, 2, 3, device=dev, dtype=x.dtype)
+    theta[:, 0, 0] = sw
+    theta[:, 1, 1] = sh
+    theta[:, 0, 2] = tx
+    theta[:, 1, 2] = ty
+    if hflip:
+        flip = torch.rand(n, generator=generator, device=generator.device).to(dev) < 0.5
+        theta[:, 0, 0] = torch.where(flip, -sw, sw)
+    grid = F.affine_grid(theta, [n, x.shape[1], size, size], align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+
+
+def prepare_batch(x: torch.Tensor, prep: Preprocess, generator: torch.Generator | None = None) -> torch.Tensor:
+    """uint8 (N, C, H, W) on the device -> normalised float (N, 3, S, S)."""
+    x = x.float().div_(255.0)
+    if x.shape[1] == 1:
+        x = x.expand(-1, 3, -1, -1)
+    if prep.augment and generator is not None:
+        x = random_resized_crop(x, prep.image_size, prep.scale, prep.ratio, prep.hflip, generator)
+    elif x.shape[-1] != prep.image_size or x.shape[-2] != prep.image_size:
+        x = F.interpolate(x, size=(prep.image_size, prep.image_size), mode="bilinear",
+                          align_corners=False, antialias=True)
+    mean = torch.tensor(prep.mean, device=x.device, dtype=x.dtype).view(1, -1, 1, 1)
+    std = torch.tensor(prep.std, device=x.device, dtype=x.dtype).view(1, -1, 1, 1)
+    x = (x - mean) / std
+    if prep.channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    return x
+
+
+class DeviceBatches:
+    """Iterate ``(x, y)`` batches of a uint8 dataset, prepared on ``device``."""
+
+    def __init__(self, dataset: object, batch_size: int, device: torch.device, prep: Preprocess,
+                 shuffle: bool, seed: int = 0, drop_last: bool = False,
+                 max_device_bytes: int = 20 * 2**30, num_workers: int = 4) -> None:
+        self.images = dataset.images  # type: ignore[attr-defined]
+        self.labels = torch.as_tensor(np.asarray(dataset.labels))  # type: ignore[attr-defined]
+        self.batch_size = batch_size
+        self.device = torch.device(device)
+        self.prep = prep
+        self.shuffle = shuffle
+        self.seed = seed
+        self.drop_last = drop_last
+        self.num_workers = num_workers
+        nbytes = int(np.prod(self.images.shape))
+        self.resident = self.device.type == "cpu" or nbytes <= max_device_bytes
+        if self.resident:
+            self.images = _as_tensor(self.images).to(self.device)
+            self.labels = self.labels.to(self.device)
+
+    def __len__(self) -> int:
+        n = len(self.labels)
+        return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
+
+    def _order(self, epoch: int) -> torch.Tensor:
+        n = len(self.labels)
+        if not self.shuffle:
+            return torch.arange(n)
+        g = torch.Generator().manual_seed(derive_seed(self.seed, "order", epoch))
+        return torch.randperm(n, generator=g)
+
+    def epoch(self, epoch: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """The batches of one epoch (deterministic given ``seed`` and ``epoch``)."""
+        order = self._order(epoch)
+        gen = None
+        if self.prep.augment:
+            gen = torch.Generator(device=self.device if self.device.type == "cuda" else "cpu")
+            gen.manual_seed(derive_seed(self.seed, "augment", epoch))
+        chunks = [order[i:i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+        if self.drop_last and chunks and len(chunks[-1]) < self.batch_size:
+            chunks = chunks[:-1]
+        if self.resident:
+            order_dev = order.to(self.device)
+            for i in range(0, len(chunks) * self.batch_size, self.batch_size):
+                idx = order_dev[i:i + self.batch_size]
+                yield prepare_batch(self.images[idx], self.prep, gen), self.labels[idx]
+            return
+        yield from self._streamed(chunks, gen)
+
+    def _streamed(self, chunks: list[torch.Tensor], gen: torch.Generator | None
+                  ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        images, labels = self.images, self.labels
+
+        class _Chunks(torch.utils.data.Dataset):
+            def __len__(self) -> int:
+                return len(chunks)
+
+            def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+                idx = np.sort(chunks[i].numpy())
+                return _as_tensor(images[idx]), labels[idx]
+
+        loader = torch.utils.data.DataLoader(_Chunks(), batch_size=None, num_workers=self.num_workers,
+                                             pin_memory=self.device.type == "cuda")
+        for x, y in loader:
+            x = x.to(self.device, non_blocking=True)
+            yield prepare_batch(x, self.prep, gen), y.to(self.device, non_blocking=True)

@@ -1,0 +1,288 @@
+"""Fit and evaluate: AdamW, cosine or plateau schedule, early stopping on validation AUROC,
+class-weighted loss, bf16 autocast and channels_last on GPU, a checkpoint every epoch (an
+interrupted run resumes where it stopped), and ``result.json`` with full provenance.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from ttl.errors import ConfigError
+from ttl.metrics import compute_metrics, scores_from_logits
+from ttl.models.sources import normalization
+from ttl.provenance import atomic_torch_save, params_hash, read_json, write_result
+from ttl.seeding import seed_everything
+from ttl.train.batches import DeviceBatches, Preprocess
+
+
+@dataclass
+class TrainConfig:
+    """Everything that decides a training run (saved in ``result.json``)."""
+
+    epochs: int = 10
+    batch_size: int = 64
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    schedule: str = "cosine"  # "cosine" | "plateau" | "constant"
+    patience: int = 5  # early stopping on validation AUROC; 0 disables
+    class_weighted: bool = True
+    image_size: int | None = None  # None: the dataset's own size
+    augment: bool = True
+    hflip: bool = False  # off by default: left/right carries meaning in radiographs and phantoms
+    amp: str = "auto"  # "auto" (bf16 on CUDA, off on CPU) | "bf16" | "fp16" | "off"
+    channels_last: bool | None = None  # None: on CUDA only
+    compile: bool = False
+    device: str = "auto"
+    seed: int = 0
+    n_boot: int = 1000
+    progress: bool | None = None  # None: tqdm decides (off when not a terminal)
+
+    def __post_init__(self) -> None:
+        if self.schedule not in ("cosine", "plateau", "constant"):
+            raise ConfigError(f"schedule must be cosine, plateau or constant, not {self.schedule!r}")
+        if self.amp not in ("auto", "bf16", "fp16", "off"):
+            raise ConfigError(f"amp must be auto, bf16, fp16 or off, not {self.amp!r}")
+        if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
+            raise ConfigError("epochs and batch_size must be >= 1 and lr > 0")
+
+
+@dataclass
+class FitResult:
+    model: nn.Module
+    history: list[dict[str, float]]
+    best_epoch: int
+    metrics: dict[str, Any]
+    path: Path | None = None
+    reused: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device 'cuda' asked for but no CUDA GPU is available; use --device cpu")
+    return dev
+
+
+def _amp_dtype(cfg: TrainConfig, device: torch.device) -> torch.dtype | None:
+    if cfg.amp == "off" or (cfg.amp == "auto" and device.type != "cuda"):
+        return None
+    return torch.float16 if cfg.amp == "fp16" else torch.bfloat16
+
+
+def _autocast(dtype: torch.dtype | None, device: torch.device) -> contextlib.AbstractContextManager:
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def make_loss(dataset: Any, cfg: TrainConfig, device: torch.device) -> nn.Module:
+    """Cross-entropy (binary/multiclass) or BCE (multilabel), class-weighted when asked."""
+    labels = np.asarray(dataset.labels)
+    if dataset.task == "multilabel":
+        pos = labels.sum(0)
+        weight = torch.tensor((len(labels) - pos) / np.maximum(pos, 1), dtype=torch.float32)
+        return nn.BCEWithLogitsLoss(pos_weight=weight.to(device) if cfg.class_weighted else None)
+    k = len(dataset.classes)
+    counts = np.bincount(labels, minlength=k).astype(np.float64)
+    weight = torch.tensor(len(labels) / (k * np.maximum(counts, 1)), dtype=torch.float32)
+    return nn.CrossEntropyLoss(weight=weight.to(device) if cfg.class_weighted else None)
+
+
+def preprocess_for(model: nn.Module, dataset: Any, cfg: TrainConfig, device: torch.device,
+                   train: bool) -> Preprocess:
+    mean, std = normalization(getattr(model, "source", "imagenet"), getattr(model, "arch", None))
+    size = cfg.image_size or int(dataset.images.shape[-1])
+    channels_last = cfg.channels_last if cfg.channels_last is not None else device.type == "cuda"
+    return Preprocess(size, mean, std, augment=train and cfg.augment, hflip=cfg.hflip,
+                      channels_last=channels_last)
+
+
+@torch.no_grad()
+def predict(model: nn.Module, dataset: Any, cfg: TrainConfig | None = None,
+            device: str | torch.device | None = None) -> tuple[np.ndarray, np.ndarray, float]:
+    """(labels, scores, mean loss) of ``model`` on ``dataset`` without augmentation."""
+    cfg = cfg or TrainConfig()
+    dev = resolve_device(device or cfg.device)
+    model = model.to(dev)
+    was_training = model.training
+    model.eval()
+    batches = DeviceBatches(dataset, cfg.batch_size * 2, dev, preprocess_for(model, dataset, cfg, dev, False),
+                            shuffle=False)
+    loss_fn = make_loss(dataset, replace(cfg, class_weighted=False), dev)
+    outs, ys, loss_sum = [], [], torch.zeros((), device=dev)
+    amp = _amp_dtype(cfg, dev)
+    for x, y in batches.epoch(0):
+        with _autocast(amp, dev):
+            logits = model(x)
+        logits = logits.float()
+        loss_sum += loss_fn(logits, y) * len(y)
+        outs.append(logits)
+        ys.append(y)
+    model.train(was_training)
+    logits = torch.cat(outs).cpu()
+    labels = torch.cat(ys).cpu().numpy()
+    return labels, scores_from_logits(logits, dataset.task), float(loss_sum) / max(len(labels), 1)
+
+
+def evaluate(model: nn.Module, dataset: Any, cfg: TrainConfig | None = None,
+             device: str | torch.device | None = None, n_boot: int | None = None) -> dict[str, Any]:
+    """Metrics with bootstrap CIs of ``model`` on ``dataset``."""
+    cfg = cfg or TrainConfig()
+    labels, scores, loss = predict(model, dataset, cfg, device)
+    metrics = compute_metrics(labels, scores, dataset.task,
+                              n_boot=cfg.n_boot if n_boot is None else n_boot, seed=cfg.seed)
+    return {"loss": loss, "n": int(len(labels)), **metrics}
+
+
+def _auroc_only(model: nn.Module, dataset: Any, cfg: TrainConfig, device: torch.device) -> tuple[float, float]:
+    labels, scores, loss = predict(model, dataset, cfg, device)
+    value = compute_metrics(labels, scores, dataset.task, n_boot=0)["auroc"]["value"]
+    return (float("nan") if value is None else value), loss
+
+
+def _make_scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig, steps_per_epoch: int) -> Any:
+    if cfg.schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, cfg.epochs * steps_per_epoch))
+    if cfg.schedule == "plateau":
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="max", factor=0.5, patience=2)
+    return None
+
+
+def _count_params(model: nn.Module) -> dict[str, int]:
+    return {"params": sum(p.numel() for p in model.parameters()),
+            "trainable_params": sum(p.numel() for p in model.parameters() if p.requires_grad)}
+
+
+def fit(model: nn.Module, train: Any, val: Any, cfg: TrainConfig | None = None,
+        out_dir: str | Path | None = None, test: Any = None, params: dict[str, Any] | None = None,
+        on_epoch_end: Callable[[int, dict[str, float]], None] | None = None) -> FitResult:
+    """Train ``model`` on ``train``, select the epoch with the best validation AUROC.
+
+    With ``out_dir``: a checkpoint after every epoch (resumed when present and the parameters
+    match), and ``result.json`` at the end; a finished run with the same parameters is read back
+    instead of retrained. ``params`` are extra parameters to record (strategy, dataset, ...).
+    """
+    cfg = cfg or TrainConfig()
+    device = resolve_device(cfg.device)
+    record = {"train": asdict(cfg), **(params or {})}
+    record["train"]["device"] = str(device)
+    key = params_hash(record)
+    out = Path(out_dir) if out_dir is not None else None
+    if out is not None and (out / "result.json").exists():
+        done = read_json(out / "result.json")
+        if done.get("params_hash") == key and (out / "model.pt").exists():
+            model.load_state_dict(torch.load(out / "model.pt", map_location="cpu", weights_only=True))
+            return FitResult(model, done["history"], done["best_epoch"], done["metrics"], out / "result.json",
+                             reused=True)
+
+    seed_everything(cfg.seed)
+    model = model.to(device)
+    if cfg.channels_last if cfg.channels_last is not None else device.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+    step_model = torch.compile(model) if cfg.compile else model
+    batches = DeviceBatches(train, cfg.batch_size, device, preprocess_for(model, train, cfg, device, True),
+                            shuffle=True, seed=cfg.seed, drop_last=len(train) > cfg.batch_size)
+    loss_fn = make_loss(train, cfg, device)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    if not trainable:
+        raise ConfigError("the model has no trainable parameters")
+    opt = torch.optim.AdamW(trainable, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = _make_scheduler(opt, cfg, len(batches))
+    amp = _amp_dtype(cfg, device)
+    scaler = torch.amp.GradScaler(device.type) if amp == torch.float16 else None
+
+    history: list[dict[str, float]] = []
+    best = {"auroc": -math.inf, "epoch": -1, "state": None}
+    start_epoch, bad_epochs, elapsed = 0, 0, 0.0
+    ckpt_path = out / "checkpoint.pt" if out is not None else None
+    if ckpt_path is not None and ckpt_path.exists():
+        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+        if ckpt.get("params_hash") == key:
+            model.load_state_dict(ckpt["model"])
+            opt.load_state_dict(ckpt["optimizer"])
+            if sched is not None and ckpt.get("scheduler") is not None:
+                sched.load_state_dict(ckpt["scheduler"])
+            history, best, bad_epochs = ckpt["history"], ckpt["best"], ckpt["bad_epochs"]
+            start_epoch, elapsed = ckpt["epoch"] + 1, ckpt["elapsed"]
+
+    bar = tqdm(range(start_epoch, cfg.epochs), initial=start_epoch, total=cfg.epochs, desc="epochs",
+               disable=None if cfg.progress is None else not cfg.progress, leave=False)
+    for epoch in bar:
+        if cfg.patience and bad_epochs >= cfg.patience:
+            break
+        t0 = time.perf_counter()
+        model.train()
+        loss_sum = torch.zeros((), device=device)
+        seen = 0
+        for x, y in batches.epoch(epoch):
+            with _autocast(amp, device):
+                logits = step_model(x)
+                loss = loss_fn(logits.float(), y)
+            opt.zero_grad(set_to_none=True)
+            if scaler is not None:
+                scaler.scale(loss).backward()
+                scaler.step(opt)
+                scaler.update()
+            else:
+                loss.backward()
+                opt.step()
+            if cfg.schedule == "cosine":
+                sched.step()
+            loss_sum += loss.detach() * len(y)
+            seen += len(y)
+        val_auroc, val_loss = _auroc_only(model, val, cfg, device)
+        if cfg.schedule == "plateau":
+            sched.step(val_auroc)
+        row = {"epoch": epoch, "train_loss": float(loss_sum) / max(seen, 1), "val_loss": val_loss,
+               "val_auroc": val_auroc, "lr": opt.param_groups[0]["lr"],
+               "seconds": time.perf_counter() - t0}
+        history.append(row)
+        elapsed += row["seconds"]
+        if val_auroc > best["auroc"] or best["state"] is None:
+            best = {"auroc": val_auroc, "epoch": epoch,
+                    "state": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}}
+            bad_epochs = 0
+        else:
+            bad_epochs += 1
+        bar.set_postfix(loss=f"{row['train_loss']:.3f}", val_auroc=f"{val_auroc:.3f}")
+        if ckpt_path is not None:
+            atomic_torch_save(ckpt_path, {
+                "params_hash": key, "epoch": epoch, "model": model.state_dict(), "optimizer": opt.state_dict(),
+                "scheduler": sched.state_dict() if sched is not None else None, "history": history,
+                "best": best, "bad_epochs": bad_epochs, "elapsed": elapsed})
+        if on_epoch_end is not None:
+            on_epoch_end(epoch, row)
+    bar.close()
+
+    model.load_state_dict(best["state"])
+    metrics = {"val": evaluate(model, val, cfg, device)}
+    if test is not None:
+        metrics["test"] = evaluate(model, test, cfg, device)
+    result = FitResult(model, history, int(best["epoch"]), metrics)
+    if out is not None:
+        atomic_torch_save(out / "model.pt", {k: v.cpu() for k, v in model.state_dict().items()})
+        result.path = write_result(out / "result.json", {
+            "params_hash": key, "metrics": metrics, "best_epoch": result.best_epoch, "history": history,
+            "model": _count_params(model), "train_seconds": elapsed}, record, device=device, wall_time_s=elapsed)
+        ckpt_path.unlink(missing_ok=True)
+    return result
+
+
+def clone_model(model: nn.Module) -> nn.Module:
+    """A deep copy (to compare trained against source weights)."""
+    return copy.deepcopy(model)
