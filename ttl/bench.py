@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 from ttl.efficiency import count_flops, count_params, time_forward
 from ttl.models import build, cut_points
 from ttl.train.batches import DeviceBatches, Preprocess
-from ttl.train.loop import resolve_device
+from ttl.train.loop import make_optimizer, resolve_device
 
 
 def bench_infer(arch: str, cuts: list[str] | None = None, size: int = 224, device: str = "auto",
@@ -80,7 +80,9 @@ def bench_train(arch: str = "resnet50", cut: str | None = None, size: int = 224,
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     step_model = torch.compile(model) if compile else model
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    opt = make_optimizer(list(model.parameters()), 1e-4, 1e-4, dev)
+    if dev.type == "cuda":
+        torch.backends.cudnn.benchmark = True
     loss_fn = nn.CrossEntropyLoss()
     data = dataset or _UInt8Set(dataset_images, size, channels, seed)
     prep = Preprocess(size, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225), augment=True,

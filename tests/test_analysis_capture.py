@@ -1,0 +1,155 @@
+"""Activation capture with hooks, layer-wise and cross-layer similarity, and the plots."""
+
+from __future__ import annotations
+
+import copy
+import warnings
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from torch import nn  # noqa: E402
+
+from ttl.analysis import (activations, cross_layer_similarity, flatten_pair,  # noqa: E402
+                          layer_similarity, linear_cka, svcca)
+from ttl.analysis.plots import (plot_similarity_curve, plot_similarity_matrix,  # noqa: E402
+                                plot_svcca_coefficients)
+from ttl.errors import ConfigError  # noqa: E402
+
+
+class Net(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 6, 3, padding=1)
+        self.bn1 = nn.BatchNorm2d(6)
+        self.relu = nn.ReLU(inplace=True)  # shared, like torchvision's ResNet blocks
+        self.conv2 = nn.Conv2d(6, 8, 3, stride=2, padding=1)
+        self.drop = nn.Dropout(0.5)
+        self.head = nn.Linear(8, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.relu(self.bn1(self.conv1(x)))
+        x = self.relu(self.conv2(x))
+        return self.head(self.drop(x.mean(dim=(2, 3))))
+
+
+def _net(seed: int = 0) -> Net:
+    torch.manual_seed(seed)
+    net = Net()
+    with torch.no_grad():  # non-trivial batch-norm statistics
+        net.bn1.running_mean.uniform_(-0.5, 0.5)
+        net.bn1.running_var.uniform_(0.5, 2.0)
+    return net
+
+
+def _images(n: int = 40, seed: int = 0) -> torch.Tensor:
+    return torch.randn(n, 3, 8, 8, generator=torch.Generator().manual_seed(seed))
+
+
+def test_activations_match_a_manual_forward_and_restore_modes():
+    net, x = _net(), _images(7)
+    net.train()
+    net.bn1.eval()  # mixed modes must come back as they were
+    acts = activations(net, x, ["bn1", "conv2", "head"], batch_size=3)
+    assert net.training and not net.bn1.training and net.drop.training
+    with torch.no_grad():
+        net.eval()
+        bn = net.bn1(net.conv1(x))
+        conv2 = net.conv2(torch.relu(bn))
+        head = net.head(torch.relu(conv2).mean(dim=(2, 3)))
+    torch.testing.assert_close(acts["bn1"], bn)
+    assert (acts["bn1"] < 0).any()  # kept before the in-place ReLU changed it
+    torch.testing.assert_close(acts["conv2"], conv2)
+    torch.testing.assert_close(acts["head"], head)  # eval mode: dropout off
+    assert not acts["head"].requires_grad and acts["conv2"].shape == (7, 8, 4, 4)
+    pooled = activations(net, x.double().numpy(), ["conv2"], batch_size=4, reduce="pool")
+    torch.testing.assert_close(pooled["conv2"], conv2.mean(dim=(2, 3)))
+
+
+def test_activations_errors():
+    net, x = _net(), _images(4)
+    with pytest.raises(ConfigError, match="did you mean 'conv1'"):
+        activations(net, x, ["conv_1"])
+    with pytest.raises(ConfigError, match="ran 2 times"):
+        activations(net, x, ["relu"])
+    with pytest.raises(ConfigError, match="floating point"):
+        activations(net, (x * 50).clamp(0, 255).to(torch.uint8), ["conv1"])
+    assert net.training  # restored after the failure too
+    assert not net.conv1._forward_hooks  # hooks removed
+
+
+def test_layer_similarity_same_and_changed_models():
+    net, x = _net(0), _images(48)
+    twin = copy.deepcopy(net)
+    changed = copy.deepcopy(net)
+    torch.manual_seed(5)
+    changed.conv2.reset_parameters()  # a re-initialised top layer, as after heavy finetuning
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        same = layer_similarity(net, twin, x, ["conv1", "conv2"], baseline_draws=4)
+        diff = layer_similarity(net, changed, x, ["conv1", "conv2"], baseline_draws=4)
+        cka = layer_similarity(net, changed, x, ["conv1", "conv2"], measure="cka",
+                               baseline_draws=4)
+    assert list(same["layer"]) == ["conv1", "conv2"]
+    np.testing.assert_allclose(same["value"], 1.0, atol=1e-6)
+    assert diff["value"].iloc[0] == pytest.approx(1.0, abs=1e-6)  # untouched bottom layer
+    assert diff["value"].iloc[1] < 0.99
+    for df in (same, diff, cka):
+        assert (df["baseline_low"] <= df["baseline_mean"]).all()
+        assert (df["baseline_mean"] <= df["baseline_high"]).all()
+    assert cka["value"].iloc[1] < cka["value"].iloc[0] == pytest.approx(1.0, abs=1e-6)
+    assert same.attrs["coefficients"]["conv2"][0] == pytest.approx(1.0, abs=1e-6)
+    assert same.attrs["baselines"]["conv1"]["n_samples"] == 48
+
+
+def test_positions_mode_equals_flattening_full_maps():
+    net, x = _net(1), _images(10)
+    other = _net(2)
+    df = layer_similarity(net, other, x, [("conv1", "conv2")], mode="positions",
+                          max_samples=120, baseline_draws=0, batch_size=4, seed=7)
+    a = activations(net, x, ["conv1"])["conv1"]
+    b = activations(other, x, ["conv2"])["conv2"]
+    fa, fb = flatten_pair(a, b, "positions", max_samples=120, seed=7)
+    assert df["n_samples"].iloc[0] == 120 and df["layer"].iloc[0] == "conv1 / conv2"
+    assert df["value"].iloc[0] == pytest.approx(svcca(fa, fb).mean, abs=1e-5)
+    assert np.isnan(df["baseline_mean"].iloc[0])
+
+
+def test_cross_layer_similarity_matrix():
+    net, x = _net(3), _images(30)
+    layers = ["conv1", "bn1", "conv2", "head"]
+    mat = cross_layer_similarity(net, x, layers, measure="cka")
+    assert list(mat.index) == layers and list(mat.columns) == layers
+    np.testing.assert_allclose(mat.to_numpy(), mat.to_numpy().T)
+    np.testing.assert_allclose(np.diag(mat), 1.0, atol=1e-9)
+    acts = activations(net, x, layers, reduce="pool")
+    assert mat.loc["conv1", "head"] == pytest.approx(
+        linear_cka(acts["conv1"].double(), acts["head"].double()), abs=1e-6)
+    # conv1 -> bn1 is a per-channel affine map in eval mode: pooled CCA sees it as identical
+    svm = cross_layer_similarity(net, x, layers[:3], measure="svcca", keep=None)
+    assert svm.loc["conv1", "bn1"] == pytest.approx(1.0, abs=1e-6)
+    with pytest.raises(ConfigError, match="pool"):
+        cross_layer_similarity(net, x, layers, mode="positions")
+
+
+def test_plots_draw_values_and_band():
+    rng = np.random.default_rng(0)
+    df = layer_similarity(_net(0), _net(1), _images(40), ["conv1", "conv2"], baseline_draws=3)
+    ax = plot_similarity_curve(df)
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["conv1", "conv2"]
+    np.testing.assert_allclose(ax.lines[0].get_ydata(), df["value"])
+    assert len(ax.collections) == 1  # the shaded baseline band
+    ax2 = plot_svcca_coefficients(df.attrs["coefficients"], df.attrs["baselines"]["conv1"])
+    assert len(ax2.lines) == 3 and len(ax2.collections) == 1
+    mat = rng.uniform(size=(3, 3))
+    ax3 = plot_similarity_matrix(mat, ["a", "b", "c"])
+    assert ax3.images[0].get_array().shape == (3, 3)
+    with pytest.raises(ConfigError, match="square"):
+        plot_similarity_matrix(rng.uniform(size=(2, 3)))
+    import matplotlib.pyplot as plt
+
+    plt.close("all")

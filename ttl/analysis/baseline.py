@@ -1,0 +1,124 @@
+"""Similarity of uncorrelated random features: the chance band for SVCCA/CKA (Peng et al. Fig. 4).
+
+With finitely many samples, independent features still show non-zero canonical correlations
+(and CKA), the more so the closer the feature count comes to the sample count. Drawing Gaussian
+features of the real shapes several times gives the level (and spread) that a real similarity
+must exceed to mean anything.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from ttl.analysis._arrays import to_numpy
+from ttl.analysis.cka import linear_cka
+from ttl.analysis.svcca import FewSamplesWarning, Keep, svcca
+from ttl.errors import ConfigError
+from ttl.seeding import derive_seed
+
+Measure = Literal["svcca", "cka"]
+MEASURES = ("svcca", "cka")
+
+
+def check_measure(measure: str) -> str:
+    if measure not in MEASURES:
+        raise ConfigError(f"measure must be one of {MEASURES}, got {measure!r}")
+    return measure
+
+
+@dataclass(frozen=True)
+class RandomBaseline:
+    """Similarity of random features over ``draws`` draws.
+
+    ``values``: per draw, the SVCCA mean coefficient or the CKA value; ``mean``/``low``/``high``
+    their mean and quantiles. For SVCCA, ``curves`` (draws, k) holds each draw's sorted
+    coefficients (NaN-padded when draws keep different numbers of directions), and
+    ``curve_mean``/``curve_low``/``curve_high`` summarise them per coefficient index.
+    """
+
+    measure: str
+    n_samples: int
+    dim_a: int
+    dim_b: int
+    draws: int
+    quantiles: tuple[float, float]
+    values: np.ndarray
+    mean: float
+    low: float
+    high: float
+    curves: np.ndarray | None = None
+    curve_mean: np.ndarray | None = None
+    curve_low: np.ndarray | None = None
+    curve_high: np.ndarray | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain types, ready for JSON."""
+        return {k: (v.tolist() if isinstance(v, np.ndarray) else v)
+                for k, v in asdict(self).items()}
+
+
+def random_baseline(n_samples: int, dim_a: int, dim_b: int, measure: Measure = "svcca",
+                    draws: int = 10, keep: Keep = 0.99, epsilon: float = 1e-10, seed: int = 0,
+                    quantiles: tuple[float, float] = (0.025, 0.975), progress: bool = False
+                    ) -> RandomBaseline:
+    """SVCCA coefficients / CKA of independent standard Gaussian features of the given shapes.
+
+    Draw ``i`` uses ``numpy.random.default_rng(derive_seed(seed, "random_baseline", i))``, so a
+    draw does not depend on how many draws are asked for.
+    """
+    check_measure(measure)
+    for name, v in (("n_samples", n_samples), ("dim_a", dim_a), ("dim_b", dim_b),
+                    ("draws", draws)):
+        if int(v) != v or v < 1:
+            raise ConfigError(f"random_baseline: {name} must be a positive int, got {v!r}")
+    if n_samples < 2:
+        raise ConfigError(f"random_baseline: n_samples must be >= 2, got {n_samples}")
+    lo_q, hi_q = quantiles
+    if not 0.0 <= lo_q <= hi_q <= 1.0:
+        raise ConfigError(f"quantiles must satisfy 0 <= low <= high <= 1, got {quantiles}")
+    values = np.empty(draws)
+    curves: list[np.ndarray] = []
+    for i in tqdm(range(draws), desc=f"random {measure} baseline", disable=not progress):
+        rng = np.random.default_rng(derive_seed(seed, "random_baseline", i))
+        a = rng.standard_normal((n_samples, dim_a))
+        b = rng.standard_normal((n_samples, dim_b))
+        if measure == "cka":
+            values[i] = linear_cka(a, b)
+        else:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", FewSamplesWarning)
+                res = svcca(a, b, keep=keep, epsilon=epsilon)
+            values[i] = res.mean
+            curves.append(res.coefficients)
+    extra: dict[str, Any] = {}
+    if curves:
+        width = max(c.size for c in curves)
+        mat = np.full((draws, width), np.nan)
+        for i, c in enumerate(curves):
+            mat[i, :c.size] = c
+        extra = dict(curves=mat, curve_mean=np.nanmean(mat, axis=0),
+                     curve_low=np.nanquantile(mat, lo_q, axis=0),
+                     curve_high=np.nanquantile(mat, hi_q, axis=0))
+    return RandomBaseline(
+        measure=measure, n_samples=int(n_samples), dim_a=int(dim_a), dim_b=int(dim_b),
+        draws=int(draws), quantiles=(float(lo_q), float(hi_q)), values=values,
+        mean=float(values.mean()), low=float(np.quantile(values, lo_q)),
+        high=float(np.quantile(values, hi_q)), **extra)
+
+
+def baseline_for(a: Any, b: Any, measure: Measure = "svcca", **kwargs: Any) -> RandomBaseline:
+    """:func:`random_baseline` for the shapes of real (samples, features) activations ``a``, ``b``
+    (flatten conv maps first with the same mode as the real comparison)."""
+    sa = tuple(a.shape) if hasattr(a, "shape") else to_numpy(a, "a").shape
+    sb = tuple(b.shape) if hasattr(b, "shape") else to_numpy(b, "b").shape
+    if len(sa) != 2 or len(sb) != 2:
+        raise ConfigError(f"baseline_for: expected (samples, features) arrays, got {sa} and {sb}; "
+                          "flatten conv maps first with ttl.analysis.flatten_conv")
+    if sa[0] != sb[0]:
+        raise ConfigError(f"baseline_for: a and b have {sa[0]} and {sb[0]} samples")
+    return random_baseline(sa[0], sa[1], sb[1], measure=measure, **kwargs)
