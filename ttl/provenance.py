@@ -103,7 +103,9 @@ def git_commit(repo: str | os.PathLike | None = None) -> dict[str, Any]:
                                capture_output=True, text=True, timeout=10).stdout.strip() != ""
         return {"commit": sha, "dirty": dirty}
     except (OSError, subprocess.SubprocessError):
-        return {"commit": None, "dirty": None}
+        # a copy of the tree without .git (e.g. a remote GPU machine): the caller may pass it on
+        return {"commit": os.environ.get("TTL_GIT_COMMIT"), "dirty": None,
+                "source": "TTL_GIT_COMMIT" if os.environ.get("TTL_GIT_COMMIT") else None}
 
 
 def package_versions(names: tuple[str, ...] = PACKAGES) -> dict[str, str | None]:
