@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
-
-from ttl.errors import DataError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -25,30 +22,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def load_run(run_dir: str | Path):  # -> TTLModel
-    """Rebuild the model of a ``ttl train`` run folder with its trained weights."""
-    import torch
-
-    from ttl.provenance import read_json
-    from ttl.strategies import prepare
-
-    run_dir = Path(run_dir)
-    if not (run_dir / "result.json").exists() or not (run_dir / "model.pt").exists():
-        raise DataError(f"{run_dir} is not a finished run folder (needs result.json and model.pt)")
-    params = read_json(run_dir / "result.json")["provenance"]["params"]
-    spec = params["model"]
-    model = prepare(spec["strategy"], spec["arch"], cut=spec["cut"], num_classes=spec["num_classes"],
-                    source="scratch", width=spec.get("width", 1.0), slim_from=spec.get("slim_from"))
-    model.source = spec["source"]
-    model.load_state_dict(torch.load(run_dir / "model.pt", map_location="cpu", weights_only=True))
-    return model, params
-
-
 def run(args: argparse.Namespace) -> int:
     from ttl.cli import print_json
     from ttl.commands.train import data_overrides
     from ttl.data import load
     from ttl.train import TrainConfig, evaluate
+
+    from ttl.train.runs import load_run
 
     model, params = load_run(args.run)
     data_params = params.get("data", {})

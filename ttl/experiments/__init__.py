@@ -1,0 +1,10 @@
+"""Experiment orchestration that the notebooks call: feature probes per cut, strategy grids.
+
+Each function is resumable (trainings live in their own run folders and are read back) and
+returns tidy pandas DataFrames; :mod:`ttl.experiments.plots` draws them.
+"""
+
+from ttl.experiments.grid import StrategySpec, efficiency_table, run_strategies, summarise
+from ttl.experiments.probe import feature_probe, probe_sources
+
+__all__ = ["StrategySpec", "efficiency_table", "feature_probe", "probe_sources", "run_strategies", "summarise"]
