@@ -100,7 +100,7 @@ class DeviceBatches:
         self.drop_last = drop_last
         self.num_workers = num_workers
         nbytes = int(np.prod(self.images.shape))
-        self.resident = self.device.type == "cpu" or nbytes <= max_device_bytes
+        self.resident = nbytes <= max_device_bytes
         if self.resident:
             self.images = _as_tensor(self.images).to(self.device)
             self.labels = self.labels.to(self.device)

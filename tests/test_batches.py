@@ -1,0 +1,38 @@
+import numpy as np
+import torch
+
+from tiny import tiny_dataset
+from ttl.train.batches import DeviceBatches, Preprocess, prepare_batch
+
+PREP = Preprocess(24, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25), augment=True)
+
+
+def test_streamed_path_gives_the_same_batches_as_the_resident_one():
+    ds = tiny_dataset(40, size=32)
+    resident = DeviceBatches(ds, 16, torch.device("cpu"), PREP, shuffle=True, seed=3)
+    ds_np = tiny_dataset(40, size=32)
+    ds_np.images = ds_np.images.numpy()  # like a memmap of the decoded cache
+    streamed = DeviceBatches(ds_np, 16, torch.device("cpu"), PREP, shuffle=True, seed=3, max_device_bytes=0,
+                             num_workers=0)
+    assert resident.resident and not streamed.resident
+    a, b = list(resident.epoch(2)), list(streamed.epoch(2))
+    assert len(a) == len(b) == 3
+    for (xa, ya), (xb, yb) in zip(a, b):
+        assert sorted(ya.tolist()) == sorted(yb.tolist())
+        assert xa.shape == xb.shape == (len(ya), 3, 24, 24)
+
+
+def test_epochs_are_reproducible_and_differ_between_epochs():
+    ds = tiny_dataset(32, size=32)
+    b1 = DeviceBatches(ds, 8, torch.device("cpu"), PREP, shuffle=True, seed=0)
+    b2 = DeviceBatches(ds, 8, torch.device("cpu"), PREP, shuffle=True, seed=0)
+    e1 = [x for x, _ in b1.epoch(1)]
+    assert all(torch.equal(x, y) for x, y in zip(e1, [x for x, _ in b2.epoch(1)]))
+    assert not torch.equal(e1[0], next(iter(b1.epoch(2)))[0])
+
+
+def test_prepare_batch_normalises_grey_to_three_channels_without_augmentation():
+    x = torch.full((2, 1, 16, 16), 255, dtype=torch.uint8)
+    out = prepare_batch(x, Preprocess(8, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)))
+    assert out.shape == (2, 3, 8, 8)
+    np.testing.assert_allclose(out.numpy(), 1.0, atol=1e-6)
