@@ -16,7 +16,7 @@ from typing import Any
 from ttl import __version__
 from ttl.errors import TTLError
 
-COMMAND_MODULES = ("cuts", "train", "evaluate", "bench", "data", "pretrain", "search", "book")
+COMMAND_MODULES = ("cuts", "train", "evaluate", "probe", "bench", "data", "pretrain", "search", "book")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -6,5 +6,7 @@ returns tidy pandas DataFrames; :mod:`ttl.experiments.plots` draws them.
 
 from ttl.experiments.grid import StrategySpec, efficiency_table, run_strategies, summarise
 from ttl.experiments.probe import feature_probe, probe_sources
+from ttl.experiments.record import save_figure, save_table
 
-__all__ = ["StrategySpec", "efficiency_table", "feature_probe", "probe_sources", "run_strategies", "summarise"]
+__all__ = ["StrategySpec", "efficiency_table", "feature_probe", "probe_sources", "run_strategies", "save_figure",
+           "save_table", "summarise"]
