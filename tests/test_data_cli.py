@@ -1,0 +1,87 @@
+"""``ttl data show`` / ``ttl data list``, ``ttl.data.summary`` and ``ttl.data.show.example_grid``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from ttl.commands import data as data_cmd
+from ttl.data import ImageDataset, load, summary
+from ttl.data.show import example_grid
+from ttl.errors import TTLError
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("TTL_CACHE", str(tmp_path / "cache"))
+
+
+def _run(argv):
+    parser = argparse.ArgumentParser(prog="ttl")
+    data_cmd.register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+def test_show_json_counts_and_grid(tmp_path, capsys):
+    out = tmp_path / "figs" / "grid.png"
+    rc = _run(["data", "show", "phantom-high", "--n-per-class", "3", "--size", "32", "--json",
+               "--out", str(out), "--n", "6", "--balance", "0.5"])
+    assert rc == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["counts"] == {s: {"symmetric": 3, "offset": 3} for s in ("train", "val", "test")}
+    assert doc["image_shape"] == [1, 32, 32] and doc["synthetic"] is True and doc["grid"] == str(out)
+    with Image.open(out) as im:
+        assert im.format == "PNG" and im.width > 100 and im.height > 50
+    assert not list(out.parent.glob("*.tmp"))
+
+
+def test_show_table_one_split(capsys):
+    rc = _run(["data", "show", "phantom-low", "--split", "val", "--n-per-class", "4", "--size", "32",
+               "--label-noise", "0.25"])
+    assert rc == 0
+    text = capsys.readouterr().out
+    assert "SYNTHETIC" in text and "grain-horizontal" in text and "val" in text
+    total = [line for line in text.splitlines() if line.startswith("total")]
+    assert total and total[0].split()[-1] == "8"
+
+
+def test_list(capsys):
+    assert _run(["data", "list", "--json"]) == 0
+    rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
+    assert rows["chexpert"]["registration"] is True and rows["phantom-mid"]["kind"] == "phantom"
+
+
+def test_errors_are_ttl_errors(tmp_path):
+    with pytest.raises(TTLError, match="pass root="):
+        _run(["data", "show", "chexpert"])
+    with pytest.raises(TTLError, match="unknown override"):
+        _run(["data", "show", "shenzhen-cxr", "--root", str(tmp_path), "--n-per-class", "3"])
+
+
+def test_cli_main_exit_code_2(capsys):
+    cli = pytest.importorskip("ttl.cli")
+    if "data" not in getattr(cli, "COMMAND_MODULES", ()):
+        pytest.skip("ttl.cli does not wire the data command")
+    assert cli.main(["data", "show", "no-such-dataset"]) == 2
+    assert "unknown dataset 'no-such-dataset'" in capsys.readouterr().err
+
+
+def test_summary_and_example_grid():
+    ds = load("phantom-mid", split="test", n_per_class=5, size=32, balance=0.3, progress=False)
+    table = summary(ds)
+    assert list(table["class"]) == ["smooth", "spiculated"] and list(table["count"]) == [7, 3]
+    assert table["fraction"].sum() == pytest.approx(1.0)
+    fig = example_grid(ds, n=6)
+    shown = [ax for ax in fig.axes if ax.images]
+    assert len(shown) == 6
+    titles = [ax.get_title() for ax in shown]
+    assert titles.count("spiculated") == 3 and titles.count("smooth") == 3  # spread over classes
+    rgb = ImageDataset(np.zeros((3, 3, 8, 8), np.uint8), np.array([[1, 0], [0, 0], [1, 1]], np.float32),
+                       ["A", "B"], "multilabel", "toy")
+    assert list(summary(rgb)["count"]) == [2, 1]
+    assert {ax.get_title() for ax in example_grid(rgb, n=3).axes if ax.images} == {"A", "none", "A, B"}

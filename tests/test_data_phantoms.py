@@ -1,0 +1,132 @@
+"""Phantom generator: determinism, splits, balance, label noise, and what each level's label means."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ttl.data import load, phantoms
+from ttl.errors import ConfigError
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("TTL_CACHE", str(tmp_path / "cache"))
+
+
+@pytest.mark.parametrize("level", phantoms.LEVELS)
+def test_same_seed_same_bytes_and_shapes(level):
+    a, ya, _ = phantoms.generate(level, n_per_class=6, size=32, seed=3)
+    b, yb, _ = phantoms.generate(level, n_per_class=6, size=32, seed=3)
+    c, _, _ = phantoms.generate(level, n_per_class=6, size=32, seed=4)
+    assert a.dtype == np.uint8 and a.shape == (12, 1, 32, 32)
+    assert a.tobytes() == b.tobytes() and np.array_equal(ya, yb)
+    assert not np.array_equal(a, c)
+    assert a.std() > 10  # not a blank image
+
+
+def test_deterministic_across_several_chunks():
+    """At 160 px a split of 400 images is rendered in several chunks; still the same bytes."""
+    a, ya, _ = phantoms.generate("mid", n_per_class=200, size=160, seed=1)
+    b, yb, _ = phantoms.generate("mid", n_per_class=200, size=160, seed=1)
+    assert a.shape == (400, 1, 160, 160) and a.tobytes() == b.tobytes() and np.array_equal(ya, yb)
+
+
+def test_splits_never_share_an_image():
+    imgs = {s: phantoms.generate("low", n_per_class=10, size=32, seed=0, split=s)[0] for s in phantoms.SPLITS}
+    seen = {}
+    for split, arr in imgs.items():
+        for img in arr:
+            key = img.tobytes()
+            assert key not in seen, f"an image of {split} is also in {seen.get(key)}"
+            seen[key] = split
+    seeds = {phantoms.split_seed(0, "low", s) for s in phantoms.SPLITS}
+    assert len(seeds) == 3
+
+
+def test_balance_and_label_noise():
+    _, y, info = phantoms.generate("high", n_per_class=50, size=32, seed=0, balance=0.25, label_noise=0.1)
+    clean = info["clean_labels"]
+    assert np.bincount(clean).tolist() == [75, 25]
+    flipped = np.flatnonzero(y != clean)
+    assert len(flipped) == 10 and np.array_equal(flipped, info["flipped"])
+
+
+@pytest.mark.parametrize("kwargs", [dict(size=16), dict(size=600), dict(balance=1.0), dict(label_noise=0.6),
+                                    dict(n_per_class=0), dict(level="extreme")])
+def test_bad_parameters_are_config_errors(kwargs):
+    args = dict(level="low", n_per_class=2, size=32)
+    args.update(kwargs)
+    with pytest.raises(ConfigError):
+        phantoms.generate(**args)
+
+
+def _band_energy(patches: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Spectral energy of the grain band along y (horizontal stripes) and along x (vertical)."""
+    x = patches * np.outer(np.hanning(patches.shape[1]), np.hanning(patches.shape[2]))
+    p = np.abs(np.fft.fft2(x)) ** 2
+    k = np.abs(np.fft.fftfreq(x.shape[-1]))  # cycles per pixel; the grain is at 0.22-0.29 at 64 px
+    band, low = (k >= 0.18) & (k <= 0.32), k <= 0.07
+    return p[:, band][:, :, low].sum((1, 2)), p[:, low][:, :, band].sum((1, 2))
+
+
+def test_low_level_label_is_grain_orientation():
+    from scipy.ndimage import gaussian_filter
+
+    images, y, info = phantoms.generate("low", n_per_class=40, size=64, seed=0)
+    x = images[:, 0].astype(np.float32)
+    x = x - gaussian_filter(x, (0, 2, 2))  # high-pass: drop lung edges and ribs
+    centres = np.rint(info["lesion_xy"][:, 0]).astype(int)
+    pad = np.pad(x, ((0, 0), (8, 8), (8, 8)))
+    patches = np.stack([pad[i, cy:cy + 16, cx:cx + 16] for i, (cx, cy) in enumerate(centres)])
+    ey, ex = _band_energy(patches)
+    ratio = np.log(ey / ex)
+    # class 0 = horizontal stripes (energy along y), class 1 = vertical stripes
+    assert ratio[y == 0].mean() > 0.5 and ratio[y == 1].mean() < -0.5
+    assert ((ratio > 0) == (y == 0)).mean() > 0.8
+
+
+def test_mid_level_label_is_border_shape_with_matched_area():
+    rng = np.random.default_rng(0)
+    y = np.repeat([0, 1], 100)
+    q = phantoms._draw_params(rng, y, "mid")
+    r = q["radius_table"]
+    peak = r.max(1) / np.median(r, 1)
+    assert peak[y == 1].min() > peak[y == 0].max()  # spiculated borders have spikes
+    area = (r**2).mean(1)
+    assert abs(area[y == 0].mean() - area[y == 1].mean()) < 0.05 * area.mean()
+    # the grain orientation is not tied to the class
+    a0, a1 = q["grain_angle"][y == 0], q["grain_angle"][y == 1]
+    assert abs(a0.mean() - a1.mean()) < 0.3
+
+
+def test_high_level_label_is_arrangement_only():
+    rng = np.random.default_rng(1)
+    y = np.repeat([0, 1], 400)
+    q = phantoms._draw_params(rng, y, "high")
+    dy = np.abs(q["ly"][:, 0] - q["ly"][:, 1])
+    assert dy[y == 0].max() < 0.03 and dy[y == 1].min() >= 0.079
+    # each lesion's own height has the same distribution in both classes
+    for side in (0, 1):
+        h0, h1 = q["ly"][y == 0, side], q["ly"][y == 1, side]
+        assert abs(h0.mean() - h1.mean()) < 0.02 and abs(h0.std() - h1.std()) < 0.02
+    assert q["lx"].shape == (800, 2) and (q["lx"][:, 0] < 0.5).all() and (q["lx"][:, 1] > 0.5).all()
+
+
+def test_load_phantom_overrides_and_cache():
+    ds = load("phantom-low", split="val", n_per_class=5, size=40, seed=2, progress=False)
+    assert ds.images.shape == (10, 1, 40, 40) and ds.images.dtype.is_floating_point is False
+    assert ds.classes == phantoms.CLASSES["low"] and ds.task == "binary" and ds.meta["synthetic"]
+    assert ds.meta["cache"]["hit"] is False
+    again = load("phantom-low", split="val", n_per_class=5, size=40, seed=2, progress=False)
+    assert again.meta["cache"]["hit"] is True
+    assert np.array_equal(again.images.numpy(), ds.images.numpy())
+    direct, labels, _ = phantoms.generate("low", 5, 40, 2, split="val")
+    assert np.array_equal(direct, ds.images.numpy()) and np.array_equal(labels, ds.labels.numpy())
+    img, label = ds[3]
+    assert img.shape == (1, 40, 40) and int(label) == int(labels[3])
+
+
+def test_phantom_rejects_unknown_override():
+    with pytest.raises(ConfigError, match="npz"):
+        load("phantom-mid", npz="x.npz")

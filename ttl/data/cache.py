@@ -1,0 +1,92 @@
+"""The cache folder (``$TTL_CACHE`` or ``~/.cache/ttl``) and atomic NumPy writes.
+
+Decoded, resized images are kept as uint8 ``.npy`` files under ``<cache>/decoded/<name>/<key>/``
+where ``key`` hashes the manifest, the load parameters and the label/split files (and the size and
+modification time of every image file), so a second run skips decoding. A folder is complete only
+once its ``meta.json`` exists: it is written last, and every file is written atomically.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ttl.provenance import _jsonable, atomic_write_json, read_json
+
+CACHE_ENV = "TTL_CACHE"
+
+
+def cache_dir(override: str | os.PathLike | None = None) -> Path:
+    """``override``, else ``$TTL_CACHE``, else ``~/.cache/ttl`` (created if needed)."""
+    if override is not None:
+        path = Path(override)
+    elif os.environ.get(CACHE_ENV):
+        path = Path(os.environ[CACHE_ENV])
+    else:
+        path = Path.home() / ".cache" / "ttl"
+    path = path.expanduser()
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def stable_hash(obj: Any, length: int = 20) -> str:
+    """Hex digest of a JSON-able object, independent of key order."""
+    text = json.dumps(_jsonable(obj), sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:length]
+
+
+def atomic_save_npy(path: str | os.PathLike, array: np.ndarray) -> Path:
+    """``np.save`` to a temporary file beside ``path``, then rename it into place."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.save(f, np.ascontiguousarray(array), allow_pickle=False)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def entry_dir(name: str, key: str, root: str | os.PathLike | None = None) -> Path:
+    return cache_dir(root) / "decoded" / name / key
+
+
+def save_arrays(folder: Path, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> None:
+    """Write each array as ``<name>.npy`` then ``meta.json`` (the completion marker)."""
+    for name, arr in arrays.items():
+        atomic_save_npy(folder / f"{name}.npy", arr)
+    atomic_write_json(folder / "meta.json", {**dict(meta), "arrays": sorted(arrays)})
+
+
+def load_arrays(folder: Path, mmap_bytes: int = 2 << 30) -> tuple[dict[str, np.ndarray], dict[str, Any]] | None:
+    """The arrays and meta of a complete entry, or None (missing, partial or unreadable).
+
+    Arrays larger than ``mmap_bytes`` are memory-mapped read-only instead of read.
+    """
+    marker = folder / "meta.json"
+    if not marker.is_file():
+        return None
+    try:
+        meta = read_json(marker)
+        out = {}
+        for name in meta.get("arrays", []):
+            p = folder / f"{name}.npy"
+            mode = "r" if p.stat().st_size > mmap_bytes else None
+            out[name] = np.load(p, mmap_mode=mode, allow_pickle=False)
+        return out, meta
+    except (OSError, ValueError, json.JSONDecodeError):
+        return None

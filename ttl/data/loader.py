@@ -1,0 +1,209 @@
+"""``load(name_or_manifest, root=None, split="train", **overrides) -> ImageDataset``.
+
+Dispatches on the manifest's ``source.kind`` (phantom, medmnist, folder), applies overrides,
+and keeps decoded (or generated) uint8 arrays in the disk cache so a second run skips the work.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ttl.errors import ConfigError, DataError
+
+from . import cache as _cache
+from .dataset import ImageDataset
+from .manifest import Manifest, load_manifest
+
+SPLITS = ("train", "val", "test")
+OVERRIDES = {
+    "phantom": ("size", "n_per_class", "seed", "balance", "label_noise"),
+    "medmnist": ("size", "npz", "download"),
+    "folder": ("size", "resize"),
+}
+
+
+def resize_images(images: np.ndarray, size: int) -> np.ndarray:
+    """Resize uint8 (N, C, H, W) to (N, C, size, size) with antialiased bilinear interpolation."""
+    if images.shape[-2:] == (size, size):
+        return images
+    import torch
+    import torch.nn.functional as F
+
+    out = np.empty((images.shape[0], images.shape[1], size, size), np.uint8)
+    for i in range(0, len(images), 512):
+        x = torch.from_numpy(np.asarray(images[i:i + 512])).float()
+        y = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+        out[i:i + 512] = y.round().clamp(0, 255).to(torch.uint8).numpy()
+    return out
+
+
+def _check_overrides(m: Manifest, overrides: Mapping[str, Any]) -> None:
+    allowed = OVERRIDES[m.kind]
+    bad = [k for k in overrides if k not in allowed]
+    if bad:
+        raise ConfigError(f"dataset {m.name!r} ({m.kind}): unknown override(s) {bad}; "
+                          f"allowed: {list(allowed)}")
+    size = overrides.get("size")
+    if size is not None and (not isinstance(size, (int, np.integer)) or not 8 <= size <= 4096):
+        raise ConfigError(f"dataset {m.name!r}: size must be an integer in [8, 4096], got {size!r}")
+
+
+def _cached(m: Manifest, split: str, key_parts: Mapping[str, Any], use_cache: bool,
+            cache: str | os.PathLike | None, make: Any) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Arrays from the cache entry for ``key_parts``, or ``make()`` and store them."""
+    key = _cache.stable_hash({"manifest": m.data, "split": split, **key_parts})
+    folder = _cache.entry_dir(m.name, f"{split}-{key}", cache) if use_cache else None
+    if folder is not None:
+        hit = _cache.load_arrays(folder)
+        if hit is not None:
+            arrays, meta = hit
+            meta["cache"] = {"key": key, "path": str(folder), "hit": True}
+            return arrays, meta
+    arrays, meta = make()
+    meta = {**meta, "cache_key": key}
+    if folder is not None:
+        _cache.save_arrays(folder, arrays, meta)
+    meta["cache"] = {"key": key, "path": str(folder) if folder is not None else None, "hit": False}
+    return arrays, meta
+
+
+def load(manifest_or_name: str | os.PathLike | Manifest | Mapping[str, Any],
+         root: str | os.PathLike | None = None, split: str = "train", *, cache: bool = True,
+         cache_dir: str | os.PathLike | None = None, progress: bool = True,
+         **overrides: Any) -> ImageDataset:
+    """Load one split of a dataset as decoded uint8 images.
+
+    ``manifest_or_name``: a shipped dataset's name (see :func:`list_datasets`), a path to a
+    manifest YAML, a :class:`Manifest` or a mapping. ``root``: where the files of a folder
+    dataset lie (a MedMNIST folder holding the npz may be given too). ``overrides``: ``size``
+    (any dataset); phantoms: ``n_per_class``, ``seed``, ``balance``, ``label_noise``; MedMNIST:
+    ``npz`` (a file to read instead of the cache/download; not checksummed) and ``download``;
+    folders: ``resize`` (center-crop, stretch, pad). ``cache=False`` skips the disk cache;
+    ``cache_dir`` replaces ``$TTL_CACHE``.
+    """
+    m = load_manifest(manifest_or_name)
+    if split not in SPLITS:
+        raise ConfigError(f"split must be one of {SPLITS}, got {split!r}")
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    _check_overrides(m, overrides)
+    loader = {"phantom": _load_phantom, "medmnist": _load_medmnist, "folder": _load_folder}[m.kind]
+    arrays, meta = loader(m, root, split, cache, cache_dir, progress, overrides)
+    images, labels = arrays["images"], arrays["labels"]
+    if len(images) == 0:
+        raise DataError(f"dataset {m.name!r}: split '{split}' is empty")
+    ids = [str(x) for x in arrays["ids"]] if "ids" in arrays else None
+    meta.update(manifest=str(m.path) if m.path else None, preprocessing=dict(m.preprocessing),
+                source=m.source.get("url"), synthetic=bool(m.data.get("synthetic", False)))
+    return ImageDataset(images, labels, m.classes, m.task, m.name, split, ids=ids, meta=meta)
+
+
+# --------------------------------------------------------------------------------------------
+
+
+def _load_phantom(m: Manifest, root: Any, split: str, use_cache: bool, cache: Any, progress: bool,
+                  overrides: Mapping[str, Any]) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    from . import phantoms
+
+    params = {**m.source["params"], "size": m.preprocessing["size"]}
+    params.update(overrides)
+    params["balance"] = phantoms.parse_balance(params["balance"])
+    n = phantoms.resolve_n(params["n_per_class"], split)
+    gen_args = dict(level=params["level"], n_per_class=n, size=int(params["size"]), seed=int(params["seed"]),
+                    balance=float(params["balance"]), label_noise=float(params["label_noise"]))
+    phantoms.PhantomParams(**gen_args).validate()
+
+    def make() -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        images, labels, info = phantoms.generate(**gen_args, split=split, progress=progress)
+        arrays = {"images": images, "labels": labels, "clean_labels": info["clean_labels"],
+                  "lesion_xy": info["lesion_xy"], "lesion_radius": info["lesion_radius"]}
+        return arrays, {"params": gen_args, "split_seed": info["split_seed"],
+                        "generator_version": phantoms.GENERATOR_VERSION}
+
+    key = {"params": gen_args, "generator_version": phantoms.GENERATOR_VERSION}
+    arrays, meta = _cached(m, split, key, use_cache, cache, make)
+    for extra in ("clean_labels", "lesion_xy", "lesion_radius"):  # ground truth for analyses
+        meta[extra] = np.asarray(arrays.pop(extra))
+    return arrays, meta
+
+
+def _load_medmnist(m: Manifest, root: Any, split: str, use_cache: bool, cache: Any, progress: bool,
+                   overrides: Mapping[str, Any]) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    from . import medmnist
+
+    size = int(overrides.get("size", m.preprocessing["size"]))
+    files = m.source["files"]
+    if "npz" in overrides:
+        path, spec = Path(overrides["npz"]).expanduser(), None
+    else:
+        src_size = medmnist.pick_size(list(files), size)
+        spec = dict(files[src_size])
+        name = spec.get("filename", medmnist.npz_filename(m.source["flag"], src_size))
+        local = Path(root).expanduser() / name if root is not None else None
+        if local is not None and local.is_file():
+            medmnist.verify(local, spec)
+            path = local
+        else:
+            path = medmnist.fetch(m.source["flag"], src_size, spec, cache,
+                                  download=bool(overrides.get("download", True)), progress=progress)
+    if not path.is_file():
+        raise DataError(f"{path}: npz file not found")
+    st = path.stat()
+    key = {"npz": str(path.resolve()), "npz_size": st.st_size, "npz_mtime": st.st_mtime_ns, "size": size,
+           "channels": m.preprocessing["channels"]}
+
+    def make() -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        images, labels = medmnist.read_npz(path, split, len(m.classes), m.task == "multilabel")
+        images = _match_channels(images, m.preprocessing["channels"])
+        images = resize_images(images, size)
+        return {"images": images, "labels": labels}, {"npz": str(path), "size": size}
+
+    return _cached(m, split, key, use_cache, cache, make)
+
+
+def _match_channels(images: np.ndarray, channels: int) -> np.ndarray:
+    if images.shape[1] == channels:
+        return images
+    if channels == 3:
+        return np.repeat(images, 3, axis=1)
+    w = np.array([0.299, 0.587, 0.114], np.float32)[None, :, None, None]
+    return np.rint((images.astype(np.float32) * w).sum(1, keepdims=True)).astype(np.uint8)
+
+
+def _load_folder(m: Manifest, root: Any, split: str, use_cache: bool, cache: Any, progress: bool,
+                 overrides: Mapping[str, Any]) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    from . import folder as fd
+    from .manifest import RESIZE_MODES
+
+    root_path = fd._require_root(m, root)
+    size = int(overrides.get("size", m.preprocessing["size"]))
+    mode = overrides.get("resize", m.preprocessing.get("resize", "center-crop"))
+    if mode not in RESIZE_MODES:
+        raise ConfigError(f"resize must be one of {RESIZE_MODES}, got {mode!r}")
+    channels = int(m.preprocessing["channels"])
+    records = fd.read_records(m, root_path)
+    by_split = fd.assign_splits(m, records, root_path)
+    recs = by_split[split]
+    if not recs:
+        counts = {s: len(v) for s, v in by_split.items()}
+        raise DataError(f"dataset {m.name!r}: split '{split}' is empty (split rule "
+                        f"'{m.split['rule']}', images per split: {counts}; manifest {m.where})")
+    fd.resolve_paths(m, recs, root_path)
+    key = {"root": str(root_path.resolve()), "size": size, "resize": mode, "channels": channels,
+           "files": fd.fingerprint(m, root_path, recs)}
+
+    def make() -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        images = fd.decode_records(recs, channels, size, mode, progress, desc=f"{m.name} {split}")
+        if m.task == "multilabel":
+            labels = np.stack([r.label for r in recs]).astype(np.float32)
+        else:
+            labels = np.array([r.label for r in recs], np.int64)
+        ids = np.array([r.rel for r in recs])
+        return {"images": images, "labels": labels, "ids": ids}, {"root": str(root_path), "size": size,
+                                                                  "resize": mode}
+
+    return _cached(m, split, key, use_cache, cache, make)

@@ -1,0 +1,339 @@
+"""Synthetic, radiograph-like phantoms whose label lives at a chosen level of visual feature.
+
+**These images are synthetic.** They are drawn by a small procedural program, not acquired from
+patients; they look vaguely like a chest radiograph (a bright body, two dark lung fields, a heart
+shadow, a spine band, curved rib-like bands and smooth low-frequency noise) and carry one or two
+bright "lesions". They are the study's controlled experiment: Truncated Transfer Learning (TTL)
+predicts that a shallow cut of a pretrained network suffices when the label is a low-level
+feature and that deeper cuts are needed when it is a global arrangement. Nothing learnt on them
+says anything about real patients.
+
+Every lesion has the same ingredients: a soft bright blob whose border is either smooth
+(slightly lobulated) or spiculated (thin tapering spikes, area-matched to the smooth one), filled
+with a fine sinusoidal grain of some orientation. What decides the class depends on ``level``:
+
+``"low"`` -- classes ``grain-horizontal`` / ``grain-vertical``: the orientation of the fine grain
+    inside the lesion (period of 3 to 8 pixels). The lesion's border type, size and position are
+    drawn independently of the class, so they are uninformative.
+``"mid"`` -- classes ``smooth`` / ``spiculated``: the shape of the lesion's border. The grain's
+    orientation is uniform and the lesions are area-matched, so texture and size do not tell.
+``"high"`` -- classes ``symmetric`` / ``offset``: both lung fields hold one lesion, and the two
+    are identical (same shape, size, grain). ``symmetric``: they sit at the same height
+    (within half a percent); ``offset``: their heights differ by at least 8 % of the image. Each
+    lesion's own place (its height in the field, its distance from the midline) has the same
+    distribution in both classes, so neither the look of a lesion nor its surroundings tell the
+    class -- only the relation between the two, which a network sees only with a receptive field
+    spanning both fields.
+
+A check of the levels (64 px, 600 images per class, a small CNN trained from scratch with
+global average pooling after k blocks of two 3x3 convolutions and a 2x2 max-pool, i.e. receptive
+fields of about 6/16/36/76 px for k = 1..4; test accuracy on 600 test images, mean of two
+seeds, generator version 2, one H100): low 0.56 / 0.94 / 0.97 / 0.96; mid 0.58 / 0.75 / 0.83 /
+0.86; high 0.50 / 0.51 / 0.48 / 0.97.
+Low needs two blocks, mid gains up to three or four, high is at chance until the receptive
+field spans both lung fields.
+
+The classes are invariant to horizontal and vertical flips (augmentations keep labels valid);
+crops that cut a lesion off would corrupt ``"high"`` labels, so prefer flips only there.
+
+Generation is vectorised with NumPy (and torch for the smooth-noise upsampling), chunked so the
+memory stays bounded, and deterministic: the same parameters give the same bytes. The train, val
+and test splits use different seeds derived with :func:`ttl.seeding.derive_seed`, so they never
+share an image.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from ttl.errors import ConfigError
+from ttl.seeding import derive_seed
+
+LEVELS = ("low", "mid", "high")
+CLASSES: dict[str, list[str]] = {
+    "low": ["grain-horizontal", "grain-vertical"],
+    "mid": ["smooth", "spiculated"],
+    "high": ["symmetric", "offset"],
+}
+SPLITS = ("train", "val", "test")
+GENERATOR_VERSION = 2  # bump whenever the pixels a given seed produces change
+MIN_SIZE, MAX_SIZE = 32, 512
+_TABLE = 360  # angular bins of a lesion's radius table
+_SPIKES = 12  # spike slots of a spiculated lesion (some get zero height)
+
+
+@dataclasses.dataclass(frozen=True)
+class PhantomParams:
+    """Parameters of one generated split (``balance`` is the fraction of class 1)."""
+
+    level: str
+    n_per_class: int = 600
+    size: int = 64
+    seed: int = 0
+    balance: float = 0.5
+    label_noise: float = 0.0
+
+    def validate(self) -> PhantomParams:
+        if self.level not in LEVELS:
+            raise ConfigError(f"phantom level must be one of {LEVELS}, got {self.level!r}")
+        if not isinstance(self.n_per_class, (int, np.integer)) or self.n_per_class < 1:
+            raise ConfigError(f"phantom n_per_class must be a positive integer, got {self.n_per_class!r}")
+        if not isinstance(self.size, (int, np.integer)) or not MIN_SIZE <= self.size <= MAX_SIZE:
+            raise ConfigError(f"phantom size must be an integer in [{MIN_SIZE}, {MAX_SIZE}], got {self.size!r}")
+        if not isinstance(self.seed, (int, np.integer)) or self.seed < 0:
+            raise ConfigError(f"phantom seed must be a non-negative integer, got {self.seed!r}")
+        if not 0.0 < float(self.balance) < 1.0:
+            raise ConfigError(f"phantom balance (fraction of class 1) must be in (0, 1), got {self.balance!r}")
+        if not 0.0 <= float(self.label_noise) < 0.5:
+            raise ConfigError(f"phantom label_noise must be in [0, 0.5), got {self.label_noise!r}")
+        return self
+
+
+def resolve_n(n_per_class: int | Mapping[str, int], split: str) -> int:
+    """``n_per_class`` may be one number for every split or a mapping ``{split: n}``."""
+    if isinstance(n_per_class, Mapping):
+        if split not in n_per_class:
+            raise ConfigError(f"phantom n_per_class has no entry for split {split!r}: {dict(n_per_class)}")
+        return int(n_per_class[split])
+    return int(n_per_class)
+
+
+def split_seed(seed: int, level: str, split: str) -> int:
+    """The seed of one split: different splits never share a random stream (hence an image)."""
+    if split not in SPLITS:
+        raise ConfigError(f"split must be one of {SPLITS}, got {split!r}")
+    return derive_seed(int(seed), "phantom", level, split)
+
+
+def class_counts(n_per_class: int, balance: float) -> tuple[int, int]:
+    """Images of class 0 and class 1 for ``2 * n_per_class`` images, a ``balance`` of them class 1."""
+    total = 2 * int(n_per_class)
+    n1 = min(total - 1, max(1, int(round(total * float(balance)))))
+    return total - n1, n1
+
+
+def generate(level: str, n_per_class: int = 600, size: int = 64, seed: int = 0, balance: float = 0.5,
+             label_noise: float = 0.0, split: str = "train",
+             progress: bool = False) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """Generate one split of phantoms.
+
+    Returns ``(images, labels, info)``: uint8 images of shape (N, 1, size, size), int64 labels
+    (N,) after label noise, and ``info`` with the clean labels (``"clean_labels"``), the indices
+    whose label was flipped (``"flipped"``), the lesions' centres in pixels (``"lesion_xy"``,
+    (N, L, 2) as x, y) and core radii (``"lesion_radius"``), the classes and the split's seed.
+    """
+    p = PhantomParams(level, n_per_class, size, seed, balance, label_noise).validate()
+    s_seed = split_seed(p.seed, p.level, split)
+    rng = np.random.default_rng(s_seed)
+    n0, n1 = class_counts(p.n_per_class, p.balance)
+    clean = rng.permutation(np.r_[np.zeros(n0, np.int64), np.ones(n1, np.int64)])
+    n = clean.size
+    params = _draw_params(rng, clean, p.level)
+    images = np.empty((n, 1, p.size, p.size), np.uint8)
+    chunk = max(8, int(2**22 // (p.size * p.size)))
+    starts = range(0, n, chunk)
+    if progress and n > chunk:
+        from tqdm.auto import tqdm
+
+        starts = tqdm(starts, desc=f"phantom-{p.level} {split}", unit="chunk")
+    for k, start in enumerate(starts):
+        sl = slice(start, min(n, start + chunk))
+        crng = np.random.default_rng([s_seed, k])
+        sub = {key: val[sl] for key, val in params.items()}
+        images[sl, 0] = _render(sub, p.size, crng)
+    labels = clean.copy()
+    n_flip = int(round(p.label_noise * n))
+    flipped = np.sort(rng.choice(n, size=n_flip, replace=False)) if n_flip else np.zeros(0, np.int64)
+    labels[flipped] = 1 - labels[flipped]
+    lesions = np.stack([params["lx"], params["ly"]], -1) * p.size  # (N, L, 2) pixel centres (x, y)
+    info = {"classes": list(CLASSES[p.level]), "clean_labels": clean, "flipped": flipped,
+            "lesion_xy": lesions.astype(np.float32), "lesion_radius": (params["r0"] * p.size).astype(np.float32),
+            "split_seed": s_seed, "params": dataclasses.asdict(p), "split": split,
+            "generator_version": GENERATOR_VERSION}
+    return images, labels, info
+
+
+# ---------------------------------------------------------------------------------------------
+# parameters (drawn once for all images, so the pixels do not depend on the chunk size)
+
+
+def _u(rng: np.random.Generator, lo: float, hi: float, n: int) -> np.ndarray:
+    return rng.uniform(lo, hi, n).astype(np.float32)
+
+
+def _draw_params(rng: np.random.Generator, y: np.ndarray, level: str) -> dict[str, np.ndarray]:
+    n = y.size
+    q: dict[str, np.ndarray] = {}
+    # anatomy
+    q["cy"] = 0.50 + rng.normal(0, 0.015, n).astype(np.float32)
+    q["cxl"] = 0.30 + rng.normal(0, 0.012, n).astype(np.float32)
+    q["cxr"] = 0.70 + rng.normal(0, 0.012, n).astype(np.float32)
+    q["ax"] = _u(rng, 0.135, 0.160, n)
+    q["ay"] = _u(rng, 0.28, 0.32, n)
+    q["body"] = _u(rng, 0.50, 0.62, n)
+    q["lung"] = _u(rng, 0.16, 0.26, n)
+    q["heart_x"] = 0.56 + rng.normal(0, 0.015, n).astype(np.float32)
+    q["heart"] = _u(rng, 0.08, 0.14, n)
+    q["rib_period"] = _u(rng, 0.095, 0.12, n)
+    q["rib_phase"] = _u(rng, 0, 2 * math.pi, n)
+    q["rib_curv"] = _u(rng, 0.5, 1.0, n)
+    q["rib_amp"] = _u(rng, 0.03, 0.07, n)
+    q["noise_amp"] = _u(rng, 0.025, 0.05, n)
+    q["pix_noise"] = _u(rng, 0.012, 0.03, n)
+    q["gamma"] = _u(rng, 0.85, 1.15, n)
+    # lesion appearance (shared by both lesions of a "high" image)
+    q["r0"] = _u(rng, 0.085, 0.12, n) if level == "low" else _u(rng, 0.07, 0.10, n)
+    q["contrast"] = _u(rng, 0.08, 0.15, n)
+    q["grain_amp"] = _u(rng, 0.15, 0.35, n)
+    q["grain_phase"] = _u(rng, 0, 2 * math.pi, n)
+    q["grain_frac"] = _u(rng, 0.85, 1.15, n)  # period multiplier
+    if level == "low":  # class = grain orientation: 0 = horizontal stripes, 1 = vertical stripes
+        q["grain_angle"] = (y * (math.pi / 2) + rng.uniform(-0.2, 0.2, n)).astype(np.float32)
+    else:
+        q["grain_angle"] = _u(rng, 0, math.pi, n)
+    spiculated = (y == 1) if level == "mid" else (rng.random(n) < 0.5)
+    q["radius_table"] = _radius_tables(rng, spiculated)
+    # lesion places (normalised coordinates, x to the right, y down)
+    if level == "high":
+        # each lesion's place has the same marginal distribution in both classes: x uniform in its
+        # field's central band, y uniform in [cy - H/2, cy + H/2]; "symmetric" copies the height,
+        # "offset" rotates it by a uniform shift in [MIN, H - MIN] modulo H (still uniform).
+        span, min_off = 0.36, 0.08
+        x_l = q["cxl"] + q["ax"] * _u(rng, -0.4, 0.4, n)
+        x_r = q["cxr"] + q["ax"] * _u(rng, -0.4, 0.4, n)
+        t_l = _u(rng, 0, span, n)
+        offset = np.mod(t_l + _u(rng, min_off, span - min_off, n), span)
+        same = np.clip(t_l + rng.normal(0, 0.004, n), 0, span)
+        t_r = np.where(y == 1, offset, same).astype(np.float32)
+        swap = rng.random(n) < 0.5  # which side gets the drawn height first
+        t_l, t_r = np.where(swap, t_r, t_l), np.where(swap, t_l, t_r)
+        base = q["cy"] - span / 2
+        q["lx"] = np.stack([x_l, x_r], 1)
+        q["ly"] = np.stack([base + t_l, base + t_r], 1)
+    else:
+        right = rng.random(n) < 0.5
+        cx = np.where(right, q["cxr"], q["cxl"])
+        rad = np.sqrt(rng.random(n)).astype(np.float32)
+        ang = _u(rng, 0, 2 * math.pi, n)
+        q["lx"] = (cx + 0.50 * q["ax"] * rad * np.cos(ang))[:, None]
+        q["ly"] = (q["cy"] + 0.60 * q["ay"] * rad * np.sin(ang))[:, None]
+    return q
+
+
+def _radius_tables(rng: np.random.Generator, spiculated: np.ndarray) -> np.ndarray:
+    """Relative border radius per angle bin, (N, _TABLE); spiculated ones are area-matched."""
+    n = spiculated.size
+    th = np.linspace(0, 2 * math.pi, _TABLE, endpoint=False, dtype=np.float32)[None, :]
+    base = (1.0 + _u(rng, 0, 0.14, n)[:, None] * np.cos(2 * (th - _u(rng, 0, math.pi, n)[:, None]))
+            + _u(rng, 0, 0.07, n)[:, None] * np.cos(3 * (th - _u(rng, 0, math.pi, n)[:, None])))
+    k_used = rng.integers(7, _SPIKES + 1, n)
+    heights = rng.uniform(0.5, 1.0, (n, _SPIKES)) * (np.arange(_SPIKES)[None, :] < k_used[:, None])
+    where = rng.uniform(0, 2 * math.pi, (n, _SPIKES))
+    width = rng.uniform(0.07, 0.10, (n, 1))
+    diff = np.angle(np.exp(1j * (th[:, :, None] - where[:, None, :])))  # wrapped (n, T, K)
+    spikes = (heights[:, None, :] * np.exp(-((diff / width[:, :, None]) ** 2))).sum(-1)
+    spiky = base + spikes
+    # same area as the plain base: scale radius by sqrt(mean r_base^2 / mean r_spiky^2)
+    spiky = spiky * np.sqrt((base**2).mean(1, keepdims=True) / (spiky**2).mean(1, keepdims=True))
+    return np.where(spiculated[:, None], spiky, base).astype(np.float32)
+
+
+# ---------------------------------------------------------------------------------------------
+# rendering
+
+
+def _smooth_noise(rng: np.random.Generator, n: int, size: int, grid: int) -> np.ndarray:
+    import torch
+    import torch.nn.functional as F
+
+    g = torch.from_numpy(rng.standard_normal((n, 1, grid, grid)).astype(np.float32))
+    out = F.interpolate(g, size=(size, size), mode="bicubic", align_corners=False)
+    return out[:, 0].numpy()
+
+
+def _sig(z: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + np.tanh(0.5 * z))
+
+
+def _render(q: Mapping[str, np.ndarray], size: int, rng: np.random.Generator) -> np.ndarray:
+    n = q["cy"].size
+    c = (np.arange(size, dtype=np.float32) + 0.5) / size
+    X = c[None, None, :]
+    Y = c[None, :, None]
+
+    def col(name: str) -> np.ndarray:
+        return q[name][:, None, None]
+
+    body = _sig((1.0 - ((X - 0.5) / 0.47) ** 2 - ((Y - 0.56) / 0.62) ** 2) / 0.06)
+    img = 0.06 + col("body") * body
+    # lung fields: ellipses, a little wider at the bottom, soft edges
+    lungs = np.zeros((n, size, size), np.float32)
+    for cx in ("cxl", "cxr"):
+        rel_y = (Y - col("cy")) / col("ay")
+        ax = col("ax") * (0.85 + 0.22 * np.clip(rel_y, -1, 1))
+        e = ((X - col(cx)) / ax) ** 2 + rel_y**2
+        lungs = np.maximum(lungs, _sig((1.0 - e) / 0.10))
+    img = img - (col("body") - col("lung")) * lungs
+    # heart shadow and spine band
+    heart = _sig((1.0 - ((X - col("heart_x")) / 0.13) ** 2 - ((Y - col("cy") - 0.14) / 0.12) ** 2) / 0.12)
+    img = img + col("heart") * heart * lungs + 0.05 * np.exp(-(((X - 0.5) / 0.035) ** 2)) * body
+    # rib-like bands, curving down away from the spine
+    phase = 2 * math.pi * (Y - col("rib_curv") * (X - 0.5) ** 2) / col("rib_period") + col("rib_phase")
+    img = img + col("rib_amp") * (0.5 + 0.5 * np.cos(phase)) ** 2 * (0.4 + 0.6 * lungs) * body
+    # smooth noise
+    img = img + col("noise_amp") * (_smooth_noise(rng, n, size, 6) + 0.5 * _smooth_noise(rng, n, size, 12))
+    # lesions
+    img = img + _lesions(q, size, X, Y)
+    img = np.clip(img, 0.0, 1.0) ** col("gamma")
+    img = img + col("pix_noise") * rng.standard_normal((n, size, size), dtype=np.float32)
+    return np.clip(np.rint(img * 255.0), 0, 255).astype(np.uint8)
+
+
+def _lesions(q: Mapping[str, np.ndarray], size: int, X: np.ndarray, Y: np.ndarray) -> np.ndarray:
+    """Sum of the lesions' intensity: soft masks from the radius tables, filled with grain."""
+    n, n_les = q["lx"].shape
+    col = {k: q[k][:, None, None] for k in ("r0", "contrast", "grain_amp", "grain_phase",
+                                           "grain_angle", "grain_frac")}
+    px = np.arange(size, dtype=np.float32)
+    period = np.clip(size / 16.0, 3.2, 8.0) * col["grain_frac"]  # in pixels
+    ang = col["grain_angle"]
+    # grain: stripes whose normal points along `ang` (0 -> varies along y: horizontal stripes)
+    grain = np.cos(2 * math.pi * (px[None, None, :] * np.sin(ang) + px[None, :, None] * np.cos(ang))
+                   / period + col["grain_phase"])
+    table = q["radius_table"]
+    out = np.zeros((n, size, size), np.float32)
+    edge = 0.7 / size
+    for j in range(n_les):
+        dx = X - q["lx"][:, j, None, None]
+        dy = Y - q["ly"][:, j, None, None]
+        rho = np.sqrt(dx**2 + dy**2)
+        theta = np.arctan2(dy, dx)
+        idx = ((theta + math.pi) * (_TABLE / (2 * math.pi))).astype(np.int64) % _TABLE
+        border = np.take_along_axis(table, idx.reshape(n, -1), 1).reshape(n, size, size) * col["r0"]
+        mask = _sig((border - rho) / edge)
+        profile = 1.0 - 0.35 * np.clip(rho / np.maximum(border, 1e-6), 0, 1) ** 2
+        out += col["contrast"] * mask * profile * (1.0 + col["grain_amp"] * grain)
+    return out
+
+
+def describe(level: str) -> str:
+    """One line on what decides the class at ``level``."""
+    return {
+        "low": "fine grain orientation inside the lesion (horizontal vs vertical stripes)",
+        "mid": "lesion border shape (smooth vs spiculated, area-matched)",
+        "high": "arrangement of two identical lesions (same height vs offset heights)",
+    }[level]
+
+
+def parse_balance(balance: float | Sequence[float]) -> float:
+    """Accept a fraction of class 1 or a pair of class weights."""
+    if isinstance(balance, (list, tuple)):
+        if len(balance) != 2 or min(balance) <= 0:
+            raise ConfigError(f"phantom balance as weights needs two positive numbers, got {balance!r}")
+        return float(balance[1]) / float(sum(balance))
+    return float(balance)
