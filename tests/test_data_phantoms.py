@@ -130,3 +130,19 @@ def test_load_phantom_overrides_and_cache():
 def test_phantom_rejects_unknown_override():
     with pytest.raises(ConfigError, match="npz"):
         load("phantom-mid", npz="x.npz")
+
+
+def test_contrast_scales_lesion_conspicuity_only():
+    from ttl.data import phantoms
+
+    lo, y_lo, info = phantoms.generate("mid", n_per_class=6, size=64, seed=3, contrast=1.0)
+    hi, y_hi, _ = phantoms.generate("mid", n_per_class=6, size=64, seed=3, contrast=4.0)
+    assert (y_lo == y_hi).all()
+    xy, r = info["lesion_xy"][:, 0], info["lesion_radius"]
+    yy, xx = np.mgrid[0:64, 0:64]
+    inside = (xx[None] - xy[:, 0, None, None]) ** 2 + (yy[None] - xy[:, 1, None, None]) ** 2 < (0.5 * r[:, None, None]) ** 2
+    far = (xx[None] - xy[:, 0, None, None]) ** 2 + (yy[None] - xy[:, 1, None, None]) ** 2 > (2.5 * r[:, None, None]) ** 2
+    diff = np.abs(hi[:, 0].astype(float) - lo[:, 0].astype(float))
+    assert diff[inside].mean() > 5 * diff[far].mean()
+    with pytest.raises(ConfigError, match="contrast"):
+        phantoms.generate("mid", n_per_class=2, contrast=0.0)

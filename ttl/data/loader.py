@@ -21,7 +21,7 @@ from .manifest import Manifest, load_manifest
 
 SPLITS = ("train", "val", "test")
 OVERRIDES = {
-    "phantom": ("size", "n_per_class", "seed", "balance", "label_noise"),
+    "phantom": ("size", "n_per_class", "seed", "balance", "label_noise", "contrast"),
     "medmnist": ("size", "npz", "download"),
     "folder": ("size", "resize"),
 }
@@ -81,7 +81,7 @@ def load(manifest_or_name: str | os.PathLike | Manifest | Mapping[str, Any],
     ``manifest_or_name``: a shipped dataset's name (see :func:`list_datasets`), a path to a
     manifest YAML, a :class:`Manifest` or a mapping. ``root``: where the files of a folder
     dataset lie (a MedMNIST folder holding the npz may be given too). ``overrides``: ``size``
-    (any dataset); phantoms: ``n_per_class``, ``seed``, ``balance``, ``label_noise``; MedMNIST:
+    (any dataset); phantoms: ``n_per_class``, ``seed``, ``balance``, ``label_noise``, ``contrast``; MedMNIST:
     ``npz`` (a file to read instead of the cache/download; not checksummed) and ``download``;
     folders: ``resize`` (center-crop, stretch, pad). ``cache=False`` skips the disk cache;
     ``cache_dir`` replaces ``$TTL_CACHE``.
@@ -114,7 +114,8 @@ def _load_phantom(m: Manifest, root: Any, split: str, use_cache: bool, cache: An
     params["balance"] = phantoms.parse_balance(params["balance"])
     n = phantoms.resolve_n(params["n_per_class"], split)
     gen_args = dict(level=params["level"], n_per_class=n, size=int(params["size"]), seed=int(params["seed"]),
-                    balance=float(params["balance"]), label_noise=float(params["label_noise"]))
+                    balance=float(params["balance"]), label_noise=float(params["label_noise"]),
+                    contrast=float(params.get("contrast", 1.0)))
     phantoms.PhantomParams(**gen_args).validate()
 
     def make() -> tuple[dict[str, np.ndarray], dict[str, Any]]:

@@ -69,6 +69,7 @@ SCHEMA: dict[str, F] = {
             "seed": F(INT, True),
             "balance": F(NUM, True),
             "label_noise": F(NUM, True),
+            "contrast": F(NUM, doc="lesion conspicuity multiplier (1 = the generator's default)"),
         }, doc="phantom: default generator parameters"),
     }),
     "licence": F(STR, True),

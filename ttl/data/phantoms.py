@@ -77,6 +77,7 @@ class PhantomParams:
     seed: int = 0
     balance: float = 0.5
     label_noise: float = 0.0
+    contrast: float = 1.0  # lesion conspicuity: multiplies the lesion's contrast (and so its grain's)
 
     def validate(self) -> PhantomParams:
         if self.level not in LEVELS:
@@ -91,6 +92,8 @@ class PhantomParams:
             raise ConfigError(f"phantom balance (fraction of class 1) must be in (0, 1), got {self.balance!r}")
         if not 0.0 <= float(self.label_noise) < 0.5:
             raise ConfigError(f"phantom label_noise must be in [0, 0.5), got {self.label_noise!r}")
+        if not 0.1 <= float(self.contrast) <= 10.0:
+            raise ConfigError(f"phantom contrast must be in [0.1, 10], got {self.contrast!r}")
         return self
 
 
@@ -119,7 +122,7 @@ def class_counts(n_per_class: int, balance: float) -> tuple[int, int]:
 
 def generate(level: str, n_per_class: int = 600, size: int = 64, seed: int = 0, balance: float = 0.5,
              label_noise: float = 0.0, split: str = "train",
-             progress: bool = False) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+             progress: bool = False, contrast: float = 1.0) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     """Generate one split of phantoms.
 
     Returns ``(images, labels, info)``: uint8 images of shape (N, 1, size, size), int64 labels
@@ -127,13 +130,14 @@ def generate(level: str, n_per_class: int = 600, size: int = 64, seed: int = 0, 
     whose label was flipped (``"flipped"``), the lesions' centres in pixels (``"lesion_xy"``,
     (N, L, 2) as x, y) and core radii (``"lesion_radius"``), the classes and the split's seed.
     """
-    p = PhantomParams(level, n_per_class, size, seed, balance, label_noise).validate()
+    p = PhantomParams(level, n_per_class, size, seed, balance, label_noise, contrast).validate()
     s_seed = split_seed(p.seed, p.level, split)
     rng = np.random.default_rng(s_seed)
     n0, n1 = class_counts(p.n_per_class, p.balance)
     clean = rng.permutation(np.r_[np.zeros(n0, np.int64), np.ones(n1, np.int64)])
     n = clean.size
     params = _draw_params(rng, clean, p.level)
+    params["contrast"] = params["contrast"] * np.float32(p.contrast)
     images = np.empty((n, 1, p.size, p.size), np.uint8)
     chunk = max(8, int(2**22 // (p.size * p.size)))
     starts = range(0, n, chunk)
