@@ -26,8 +26,9 @@ test: env
 book: env
 	$(VENV)/bin/ttl book --profile $(PROFILE)
 
-book-smoke:
-	$(MAKE) book PROFILE=smoke
+# The CI-sized book in _build/smoke (never touches the committed book/executed notebooks).
+book-smoke: env
+	$(VENV)/bin/ttl book --profile smoke --executed-dir _build/smoke/executed --results-dir _build/smoke/results --build-dir _build/smoke
 
 clean:
 	rm -rf _build runs

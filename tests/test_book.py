@@ -1,0 +1,266 @@
+"""The book runner: profile validation, reuse of up-to-date notebooks, failures, the toc."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import nbformat
+import pytest
+import yaml
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+from ttl import book
+from ttl.cli import main
+from ttl.errors import ConfigError, TTLError
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def write_profile(path: Path, data: object) -> Path:
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+# ------------------------------------------------------------------ profile validation
+
+
+@pytest.mark.parametrize("data, expected", [
+    ({"notebooks": ["a"], "defualts": {}}, "unknown key(s) ['defualts']"),
+    ({"defaults": [1, 2], "notebooks": ["a"]}, "key 'defaults' must be a mapping, got list"),
+    ({"notebooks": {"a": {}}}, "key 'notebooks' must be a list, got dict"),
+    ({"notebooks": ["a"], "time_budget_minutes": "ten"}, "key 'time_budget_minutes' must be a number"),
+    ({"defaults": {}}, "missing key 'notebooks'"),
+    ({"notebooks": []}, "'notebooks' is empty"),
+    ({"notebooks": [{"name": "a", "epochs": 3}]}, "notebooks[0]: unknown key(s) ['epochs']"),
+    ({"notebooks": [{"name": "a.ipynb"}]}, "notebooks[0].name must be a notebook name"),
+    ({"notebooks": [{"parameters": {}}]}, "notebooks[0].name must be a notebook name"),
+    ({"notebooks": ["a", "a"]}, "notebook 'a' is listed twice"),
+    ({"notebooks": [{"name": "a", "parameters": [1]}]}, "(a).parameters must be a mapping"),
+    ({"defaults": {"bad-name": 1}, "notebooks": ["a"]}, "'bad-name' is not a valid Python identifier"),
+    ({"defaults": {"output_dir": "x"}, "notebooks": ["a"]}, "'output_dir' is set by the runner"),
+])
+def test_invalid_profiles_name_file_and_key(tmp_path, data, expected):
+    path = write_profile(tmp_path / "mine.yaml", data)
+    with pytest.raises(ConfigError) as err:
+        book.load_profile(path)
+    assert str(path) in str(err.value)
+    assert expected in str(err.value)
+
+
+def test_nested_values_are_checked_too():
+    with pytest.raises(ConfigError, match=r"profile 'p': defaults\.sizes\.train: unsupported value"):
+        book.parse_profile({"defaults": {"sizes": {"train": {1, 2}}}, "notebooks": ["a"]}, "p")
+
+
+def test_yaml_dates_are_rejected_as_parameter_values(tmp_path):
+    path = tmp_path / "dated.yaml"
+    path.write_text("defaults:\n  since: 2024-01-31\nnotebooks: [a]\n")
+    with pytest.raises(ConfigError, match=r"defaults\.since: unsupported value .*date"):
+        book.load_profile(path)
+
+
+def test_unknown_profile_name_lists_shipped_ones():
+    with pytest.raises(ConfigError, match="unknown profile 'nope'.*smoke"):
+        book.load_profile("nope")
+
+
+def test_cli_exits_2_naming_the_bad_key(tmp_path, capsys):
+    path = write_profile(tmp_path / "bad.yaml", {"notebooks": ["01_data"], "default": {"seed": 1}})
+    assert main(["book", "--profile", str(path), "--no-build"]) == 2
+    err = capsys.readouterr().err
+    assert str(path) in err and "'default'" in err
+
+
+@pytest.mark.parametrize("name", ["smoke", "quick", "paper"])
+def test_shipped_profiles_match_the_notebooks(name):
+    """Every shipped profile lists existing notebooks, and its overrides are declared by them."""
+    profile = book.load_profile(name)
+    assert profile.notebooks and profile.description and profile.hardware
+    for spec in profile.notebooks:
+        source = REPO / "notebooks" / f"{spec.name}.ipynb"
+        assert source.is_file(), f"{name}: {source} missing"
+        declared = book.declared_parameters(source)
+        assert declared is not None and {"output_dir", "profile"} <= set(declared)
+        params = book.notebook_parameters(profile, spec, declared, f"results/{name}/{spec.name}")
+        assert params["profile"] == name and set(params) <= set(declared)
+
+
+# ------------------------------------------------------------------ executing notebooks
+
+
+def make_notebook(path: Path, fail_on: str = "fail") -> Path:
+    """A throwaway notebook: appends one line to count.txt per execution; can be told to fail."""
+    nb = new_notebook(cells=[
+        new_markdown_cell("# Throwaway"),
+        new_code_cell("x = 1\nfail = False\nunused = 0\noutput_dir = '.'\nprofile = ''",
+                      metadata={"tags": ["parameters"]}),
+        new_code_cell("from pathlib import Path\nout = Path(output_dir)\nout.mkdir(parents=True, exist_ok=True)"),
+        new_code_cell(f"if {fail_on}:\n    raise ValueError(f'boom with x={{x}}')\n"
+                      "with open(out / 'count.txt', 'a') as f:\n    f.write(f'{x}\\n')"),
+        new_code_cell("print('x is', x)"),
+    ], metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
+    nbformat.write(nb, str(path))
+    return path
+
+
+@pytest.fixture()
+def setup(tmp_path):
+    nbdir = tmp_path / "notebooks"
+    nbdir.mkdir()
+    make_notebook(nbdir / "toy.ipynb")
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "mod.py").write_text("A = 1\n")
+    return {"root": tmp_path, "notebooks": nbdir, "code": code, "executed": tmp_path / "executed",
+            "results": tmp_path / "results"}
+
+
+def run(setup, data, **kw):
+    profile = book.parse_profile(data, "toy", None)
+    return book.execute_profile(profile, executed_dir=setup["executed"], results_dir=setup["results"],
+                                notebooks_dir=setup["notebooks"], root=setup["root"], code_dir=setup["code"],
+                                progress=False, **kw)
+
+
+def count(setup) -> list[str]:
+    return (setup["results"] / "toy" / "count.txt").read_text().split()
+
+
+def statuses(res) -> list[str]:
+    return [r.status for r in res.notebooks]
+
+
+def test_rerun_only_when_parameters_notebook_or_code_change(setup):
+    data = {"defaults": {"x": 2, "not_declared": 9}, "notebooks": [{"name": "toy"}]}
+    first = run(setup, data)
+    assert statuses(first) == ["executed"] and count(setup) == ["2"]
+    executed = setup["executed"] / "toy.ipynb"
+    meta = json.loads(executed.read_text())["metadata"]["ttl_book"]
+    # defaults the notebook does not declare are not passed; the runner adds output_dir and profile
+    # (output_dir is relative to the root, where the kernel runs, when it lies inside the root)
+    assert meta["parameters"] == {"x": 2, "output_dir": "results/toy", "profile": "toy"}
+    record = json.loads((setup["results"] / "book_run.json").read_text())
+    assert record["notebooks"][0]["status"] == "executed" and "provenance" in record
+
+    assert statuses(run(setup, data)) == ["reused"] and count(setup) == ["2"]
+    # an undeclared default does not reach the notebook, so changing it reruns nothing
+    assert statuses(run(setup, {**data, "defaults": {"x": 2, "not_declared": 10}})) == ["reused"]
+
+    changed = {"defaults": {"x": 2}, "notebooks": [{"name": "toy", "parameters": {"x": 3}}]}
+    assert statuses(run(setup, changed)) == ["executed"] and count(setup) == ["2", "3"]
+    assert statuses(run(setup, changed)) == ["reused"]
+
+    (setup["code"] / "mod.py").write_text("A = 2\n")  # the package's code changed
+    assert statuses(run(setup, changed)) == ["executed"] and count(setup) == ["2", "3", "3"]
+
+    assert statuses(run(setup, changed, force=True)) == ["executed"] and len(count(setup)) == 4
+
+
+def test_override_the_notebook_does_not_declare_is_an_error(setup):
+    data = {"notebooks": [{"name": "toy", "parameters": {"epochs": 3}}]}
+    with pytest.raises(ConfigError, match=r"notebook toy has no parameter\(s\) \['epochs'\].*declares"):
+        run(setup, data)
+
+
+def test_missing_notebook_and_unknown_only_are_errors(setup):
+    with pytest.raises(TTLError, match=r"lists notebook\(s\) \['ghost'\].*holds only \['toy'\]"):
+        run(setup, {"notebooks": ["toy", "ghost"]})
+    with pytest.raises(ConfigError, match=r"--only: \['other'\] not in profile"):
+        run(setup, {"notebooks": ["toy"]}, only=["other"])
+
+
+def test_failure_names_cell_and_error_and_keeps_the_good_notebook(setup):
+    good = run(setup, {"notebooks": [{"name": "toy", "parameters": {"x": 5}}]})
+    assert statuses(good) == ["executed"]
+    executed = setup["executed"] / "toy.ipynb"
+    good_bytes = executed.read_bytes()
+
+    with pytest.raises(book.NotebookFailed) as err:
+        run(setup, {"notebooks": [{"name": "toy", "parameters": {"x": 6, "fail": True}}]})
+    exc = err.value
+    assert isinstance(exc, TTLError)
+    assert exc.name == "toy" and exc.cell_index == 3  # the 4th cell of the source notebook
+    assert exc.first_line == "if fail:"
+    assert exc.error == "ValueError: boom with x=6"
+    msg = str(exc)
+    assert "notebook toy failed in cell 3" in msg and "`if fail:`" in msg and "ValueError: boom with x=6" in msg
+
+    assert executed.read_bytes() == good_bytes  # the previous good notebook is untouched
+    failed = setup["executed"] / "toy.failed.ipynb"
+    assert exc.failed_path == failed and str(failed) in msg
+    outputs = [o for c in json.loads(failed.read_text())["cells"] for o in c.get("outputs", [])]
+    assert any(o["output_type"] == "error" and o["ename"] == "ValueError" for o in outputs)
+    assert sorted(p.name for p in setup["executed"].iterdir()) == ["toy.failed.ipynb", "toy.ipynb"]
+    record = json.loads((setup["results"] / "book_run.json").read_text())
+    assert record["notebooks"][0]["status"] == "failed" and "boom" in record["error"]
+
+    # the good parameters are still up to date, and a success removes the stale failure
+    assert statuses(run(setup, {"notebooks": [{"name": "toy", "parameters": {"x": 5}}]})) == ["reused"]
+    assert statuses(run(setup, {"notebooks": [{"name": "toy", "parameters": {"x": 7}}]})) == ["executed"]
+    assert not failed.exists()
+
+
+def test_cli_reports_a_failing_notebook_with_exit_code_2(setup, capsys):
+    path = write_profile(setup["root"] / "p.yaml",
+                         {"notebooks": [{"name": "toy", "parameters": {"fail": True}}]})
+    code = main(["book", "--profile", str(path), "--notebooks-dir", str(setup["notebooks"]),
+                 "--executed-dir", str(setup["executed"]), "--results-dir", str(setup["results"]),
+                 "--no-build", "--no-progress"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "notebook toy failed in cell 3" in err and "ValueError: boom with x=1" in err
+    assert not (setup["executed"] / "toy.ipynb").exists()
+
+
+# ------------------------------------------------------------------ table of contents
+
+
+def test_toc_lists_the_profile_notebooks_in_order():
+    template = yaml.safe_load((REPO / "_toc.yml").read_text())
+    toc = book.book_toc(template, ["03_b", "01_a"])
+    files = [c["file"] for part in toc["parts"] for c in part["chapters"]]
+    assert files.index("book/executed/03_b") + 1 == files.index("book/executed/01_a")
+    assert [f for f in files if f.startswith("book/executed/")] == ["book/executed/03_b", "book/executed/01_a"]
+    for page in ("book/methods", "book/discussion", "book/reproduce", "book/teaching"):
+        assert page in files and (REPO / f"{page}.md").is_file()
+    assert toc["root"] == "book/intro" and (REPO / "book/intro.md").is_file()
+    # no notebooks: the experiments part disappears instead of being left empty
+    empty = book.book_toc(template, [])
+    assert all(part["chapters"] for part in empty["parts"])
+    assert not any(c["file"].startswith("book/executed/") for p in empty["parts"] for c in p["chapters"])
+
+
+def test_toc_without_a_notebook_slot_is_an_error():
+    with pytest.raises(TTLError, match="no entry under book/executed/"):
+        book.book_toc({"format": "jb-book", "root": "intro", "chapters": [{"file": "a"}]}, ["01_data"])
+
+
+def test_code_hash_sees_every_python_file(tmp_path):
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "a.py").write_text("x = 1\n")
+    (tmp_path / "sub" / "b.py").write_text("y = 1\n")
+    (tmp_path / "notes.txt").write_text("ignored")
+    h1 = book.code_hash(tmp_path)
+    (tmp_path / "notes.txt").write_text("changed")
+    assert book.code_hash(tmp_path) == h1
+    (tmp_path / "sub" / "b.py").write_text("y = 2\n")
+    assert book.code_hash(tmp_path) != h1
+
+
+def test_strict_build_fails_on_a_broken_reference(tmp_path):
+    """Jupyter Book runs with -W -n: a warning (here a reference to a missing page) is an error."""
+    root = tmp_path / "repo"
+    (root / "book" / "executed").mkdir(parents=True)
+    (root / "_config.yml").write_text("title: Tiny\nonly_build_toc_files: true\n"
+                                      "execute:\n  execute_notebooks: 'off'\n")
+    (root / "_toc.yml").write_text("format: jb-book\nroot: book/intro\nchapters:\n"
+                                   "  - file: book/executed/toy\n  - file: book/other\n")
+    (root / "book" / "intro.md").write_text("# Intro\n\nSee {doc}`other`.\n")
+    (root / "book" / "other.md").write_text("# Other\n\nText.\n")
+    html = book.build_html([], root / "book" / "executed", tmp_path / "out", root=root, log=lambda m: None)
+    assert (html / "book" / "other.html").is_file() and not (root / "_build").exists()
+    (root / "book" / "intro.md").write_text("# Intro\n\nSee {doc}`missing_page`.\n")
+    with pytest.raises(book.BookError, match=r"(?s)strict mode.*missing_page.*full log: ") as err:
+        book.build_html([], root / "book" / "executed", tmp_path / "out", root=root, log=lambda m: None)
+    assert f"{root / 'book' / 'intro.md'}:3: WARNING" in str(err.value)  # the user's file, not the staged copy

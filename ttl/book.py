@@ -1,0 +1,606 @@
+"""The book: execute the notebooks with papermill under a profile, then build the HTML book.
+
+A *profile* (``profiles/NAME.yaml``) says which notebooks to run, in which order, and with which
+parameters::
+
+    description: what the profile is for
+    hardware: 2 CPU cores               # documentation only
+    time_budget_minutes: 10             # documentation only
+    defaults:                           # given to every notebook that declares the parameter
+      device: cpu
+      image_size: 64
+    notebooks:
+      - name: 01_data                   # notebooks/01_data.ipynb
+        parameters: {n_per_class: 32}   # overrides; the notebook must declare each one
+
+Each notebook also receives ``output_dir`` (``<results dir>/<name>``) and ``profile``.
+An executed notebook stores a hash of its parameters, its source notebook and every ``ttl/**.py``
+file in its metadata (``metadata.ttl_book``): a later run with the same hash reuses it instead of
+executing it again. A failing notebook stops the run with a :class:`NotebookFailed` error naming the
+cell; its partial output is kept beside the executed notebook as ``NAME.failed.ipynb`` and the
+previous good one stays in place. The HTML book is built by Jupyter Book 1.x (``execute_notebooks:
+off``, strict: ``-W -n --keep-going``) from a staged copy of the book sources whose table of
+contents lists the profile's executed notebooks.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import hashlib
+import json
+import keyword
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ttl.errors import ConfigError, TTLError
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+PACKAGE_DIR = Path(__file__).resolve().parent
+PROFILES_DIR = REPO_ROOT / "profiles"
+NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
+EXECUTED_SUBDIR = Path("book") / "executed"  # where the toc expects executed notebooks
+METADATA_KEY = "ttl_book"
+RUNNER_PARAMETERS = ("output_dir", "profile")
+PROFILE_KEYS = {"description": str, "hardware": str, "time_budget_minutes": (int, float),
+                "defaults": dict, "notebooks": list}
+NOTEBOOK_KEYS = {"name": str, "parameters": dict}
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_SCALARS = (str, int, float, bool, type(None))
+
+
+class BookError(TTLError):
+    """The book could not be built (missing notebook, Jupyter Book warnings, ...)."""
+
+
+class NotebookFailed(BookError):
+    """A notebook raised an error: which notebook, which cell, what error, where its output is."""
+
+    def __init__(self, name: str, cell_index: int | None, first_line: str, error: str,
+                 failed_path: Path | None) -> None:
+        self.name, self.cell_index, self.first_line = name, cell_index, first_line
+        self.error, self.failed_path = error, failed_path
+        where = f"cell {cell_index} (counting from 0) `{first_line}`" if cell_index is not None else "a cell"
+        kept = f"; partial output kept at {failed_path}" if failed_path else ""
+        super().__init__(f"notebook {name} failed in {where}: {error}{kept}")
+
+
+# --------------------------------------------------------------------------------------------
+# profiles
+
+
+@dataclasses.dataclass(frozen=True)
+class NotebookSpec:
+    """One entry of a profile's ``notebooks`` list."""
+
+    name: str
+    parameters: dict[str, Any]
+
+
+@dataclasses.dataclass(frozen=True)
+class Profile:
+    """A validated profile: defaults plus an ordered list of notebooks with their overrides."""
+
+    name: str
+    path: Path | None
+    defaults: dict[str, Any]
+    notebooks: tuple[NotebookSpec, ...]
+    description: str = ""
+    hardware: str = ""
+    time_budget_minutes: float | None = None
+
+    def names(self) -> list[str]:
+        return [nb.name for nb in self.notebooks]
+
+    def spec(self, name: str) -> NotebookSpec:
+        for nb in self.notebooks:
+            if nb.name == name:
+                return nb
+        raise ConfigError(f"profile {self.name!r} has no notebook {name!r}; it has {self.names()}")
+
+
+def _check_value(value: Any, where: str) -> None:
+    """Parameter values must be what papermill can write as Python literals (YAML scalars,
+    lists and string-keyed mappings of them)."""
+    if isinstance(value, _SCALARS):
+        return
+    if isinstance(value, list):
+        for i, v in enumerate(value):
+            _check_value(v, f"{where}[{i}]")
+        return
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if not isinstance(k, str):
+                raise ConfigError(f"{where}: mapping keys must be strings, got {k!r}")
+            _check_value(v, f"{where}.{k}")
+        return
+    raise ConfigError(f"{where}: unsupported value {value!r} ({type(value).__name__}); use numbers, "
+                      "strings, booleans, null, lists or mappings")
+
+
+def _check_parameters(params: Any, where: str) -> dict[str, Any]:
+    if params is None:
+        return {}
+    if not isinstance(params, dict):
+        raise ConfigError(f"{where} must be a mapping of parameter: value, got {type(params).__name__}")
+    for key, value in params.items():
+        if not isinstance(key, str) or not key.isidentifier() or keyword.iskeyword(key):
+            raise ConfigError(f"{where}: parameter name {key!r} is not a valid Python identifier")
+        if key in RUNNER_PARAMETERS:
+            raise ConfigError(f"{where}.{key}: {key!r} is set by the runner "
+                              "(use --results-dir for output_dir; the profile's name is passed as profile)")
+        _check_value(value, f"{where}.{key}")
+    return dict(params)
+
+
+def _type_name(types: type | tuple[type, ...]) -> str:
+    names = {dict: "a mapping", list: "a list", str: "a string"}
+    if isinstance(types, tuple):
+        return "a number"
+    return names.get(types, types.__name__)
+
+
+def parse_profile(data: Any, name: str, path: Path | None = None) -> Profile:
+    """Validate a profile's YAML content; errors name the file (or profile) and the key."""
+    src = str(path) if path is not None else f"profile {name!r}"
+    if not isinstance(data, dict):
+        raise ConfigError(f"{src}: a profile must be a mapping with 'defaults' and 'notebooks', "
+                          f"got {type(data).__name__}")
+    unknown = sorted(set(map(str, data)) - set(PROFILE_KEYS))
+    if unknown:
+        raise ConfigError(f"{src}: unknown key(s) {unknown}; allowed: {sorted(PROFILE_KEYS)}")
+    if "notebooks" not in data:
+        raise ConfigError(f"{src}: missing key 'notebooks' (an ordered list of notebooks to run)")
+    for key, types in PROFILE_KEYS.items():
+        value = data.get(key)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, types):
+            raise ConfigError(f"{src}: key {key!r} must be {_type_name(types)}, got {type(value).__name__}")
+    defaults = _check_parameters(data.get("defaults"), f"{src}: defaults")
+    notebooks: list[NotebookSpec] = []
+    if not data["notebooks"]:
+        raise ConfigError(f"{src}: 'notebooks' is empty; list at least one notebook")
+    for i, entry in enumerate(data["notebooks"]):
+        where = f"{src}: notebooks[{i}]"
+        if isinstance(entry, str):
+            entry = {"name": entry}
+        if not isinstance(entry, dict):
+            raise ConfigError(f"{where} must be a mapping with 'name' (and 'parameters'), "
+                              f"got {type(entry).__name__}")
+        unknown = sorted(set(map(str, entry)) - set(NOTEBOOK_KEYS))
+        if unknown:
+            raise ConfigError(f"{where}: unknown key(s) {unknown}; allowed: {sorted(NOTEBOOK_KEYS)} "
+                              "(put notebook parameters under 'parameters:')")
+        nb_name = entry.get("name")
+        if not isinstance(nb_name, str) or not _NAME_RE.match(nb_name) or nb_name.endswith(".ipynb"):
+            raise ConfigError(f"{where}.name must be a notebook name without '.ipynb' "
+                              f"(letters, digits, '_', '-', '.'), got {nb_name!r}")
+        if nb_name in {nb.name for nb in notebooks}:
+            raise ConfigError(f"{where}.name: notebook {nb_name!r} is listed twice")
+        notebooks.append(NotebookSpec(nb_name, _check_parameters(entry.get("parameters"),
+                                                                 f"{where} ({nb_name}).parameters")))
+    budget = data.get("time_budget_minutes")
+    return Profile(name=name, path=path, defaults=defaults, notebooks=tuple(notebooks),
+                   description=data.get("description") or "", hardware=data.get("hardware") or "",
+                   time_budget_minutes=float(budget) if budget is not None else None)
+
+
+def available_profiles(profiles_dir: Path = PROFILES_DIR) -> list[str]:
+    return sorted(p.stem for p in Path(profiles_dir).glob("*.yaml"))
+
+
+def load_profile(name_or_path: str | os.PathLike, profiles_dir: Path = PROFILES_DIR) -> Profile:
+    """A profile by name (``profiles/NAME.yaml``) or by path to a YAML file."""
+    text = str(name_or_path)
+    path = Path(text).expanduser()
+    if not (text.endswith((".yaml", ".yml")) or os.sep in text or "/" in text):
+        path = Path(profiles_dir) / f"{text}.yaml"
+        if not path.exists():
+            raise ConfigError(f"unknown profile {text!r}: no {path}; shipped profiles: "
+                              f"{', '.join(available_profiles(profiles_dir)) or 'none'} (or give a .yaml path)")
+    if not path.is_file():
+        raise ConfigError(f"profile file {path} not found")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    return parse_profile(data, path.stem, path)
+
+
+# --------------------------------------------------------------------------------------------
+# hashing and parameters
+
+
+def code_hash(code_dir: Path = PACKAGE_DIR) -> str:
+    """sha256 over every ``*.py`` file under ``code_dir`` (relative path and bytes, sorted)."""
+    h = hashlib.sha256()
+    for path in sorted(Path(code_dir).rglob("*.py")):
+        if "__pycache__" in path.parts:
+            continue
+        h.update(path.relative_to(code_dir).as_posix().encode() + b"\0")
+        h.update(path.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+def run_hash(parameters: Mapping[str, Any], notebook_bytes: bytes, code: str) -> str:
+    """The key deciding whether an executed notebook can be reused."""
+    doc = {"parameters": parameters, "notebook": hashlib.sha256(notebook_bytes).hexdigest(), "code": code}
+    return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _display_path(path: Path, root: Path) -> str:
+    """``path`` relative to ``root`` when inside it (stable across clones), else absolute."""
+    path = Path(os.path.abspath(path))
+    try:
+        return path.relative_to(Path(os.path.abspath(root))).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def declared_parameters(notebook: Path) -> dict[str, Any] | None:
+    """The parameters a notebook declares in its ``parameters`` cell (None when it has none)."""
+    import nbformat
+
+    nb = nbformat.read(str(notebook), as_version=4)
+    if not any("parameters" in c.get("metadata", {}).get("tags", []) for c in nb.cells):
+        return None
+    import papermill
+
+    return dict(papermill.inspect_notebook(str(notebook)))
+
+
+def notebook_parameters(profile: Profile, spec: NotebookSpec, declared: Mapping[str, Any] | None,
+                        output_dir: str) -> dict[str, Any]:
+    """Defaults the notebook declares, then its overrides (which it must declare), then the
+    runner's ``output_dir`` and ``profile``."""
+    if declared is not None:
+        missing = sorted(k for k in spec.parameters if k not in declared)
+        if missing:
+            src = profile.path or f"profile {profile.name!r}"
+            raise ConfigError(f"{src}: notebook {spec.name} has no parameter(s) {missing} in its "
+                              f"'parameters' cell; it declares {sorted(declared)}")
+        params = {k: v for k, v in profile.defaults.items() if k in declared}
+    else:
+        params = {}
+    params.update(spec.parameters)
+    params["output_dir"] = output_dir
+    params["profile"] = profile.name
+    return params
+
+
+# --------------------------------------------------------------------------------------------
+# executing one notebook
+
+
+@dataclasses.dataclass
+class NotebookRun:
+    """What happened to one notebook of the profile."""
+
+    name: str
+    status: str  # "executed" | "reused" | "not selected" | "failed"
+    seconds: float
+    executed_path: str
+    hash: str | None
+    parameters: dict[str, Any]
+
+
+def stored_hash(executed: Path) -> str | None:
+    """The run hash kept in an executed notebook's metadata (None when absent or unreadable)."""
+    try:
+        meta = json.loads(executed.read_text()).get("metadata", {})
+    except (OSError, ValueError):
+        return None
+    entry = meta.get(METADATA_KEY)
+    return entry.get("hash") if isinstance(entry, dict) else None
+
+
+def _error_cell(exc: Any, nb_path: Path) -> tuple[int | None, str]:
+    """The failing cell's index in the *source* notebook (the injected-parameters cell removed)
+    and its first non-empty source line."""
+    source = str(getattr(exc, "source", "") or "")
+    first = next((ln.strip() for ln in source.splitlines() if ln.strip()), "")
+    index = getattr(exc, "cell_index", None)
+    if index is None:
+        return None, first
+    try:
+        cells = json.loads(nb_path.read_text())["cells"]
+        marker = [c for c in cells if "papermill-error-cell-tag" in c.get("metadata", {}).get("tags", [])]
+        cells = [c for c in cells if c not in marker]
+        injected = sum(1 for c in cells[:index]
+                       if "injected-parameters" in c.get("metadata", {}).get("tags", []))
+        return index - injected, first
+    except (OSError, ValueError, KeyError):
+        return index, first
+
+
+def execute_notebook(name: str, source: Path, executed: Path, parameters: Mapping[str, Any], *,
+                     cwd: Path, code: str, force: bool = False, progress: bool = True,
+                     profile: str = "", log: Any = None) -> NotebookRun:
+    """Execute ``source`` into ``executed`` with papermill unless an up-to-date copy exists.
+
+    The output is written to a temporary file and moved into place only on success; on failure
+    it is moved to ``NAME.failed.ipynb`` and :class:`NotebookFailed` is raised.
+    """
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+    source, executed = Path(source), Path(executed)
+    if not source.is_file():
+        raise BookError(f"notebook {name}: source {source} not found")
+    params = dict(parameters)
+    key = run_hash(params, source.read_bytes(), code)
+    shown = _display_path(executed, cwd)
+    if not force and executed.is_file() and stored_hash(executed) == key:
+        log(f"{name}: up to date, reusing {shown}")
+        return NotebookRun(name, "reused", 0.0, shown, key, params)
+    executed.parent.mkdir(parents=True, exist_ok=True)
+    failed = executed.with_name(f"{executed.stem}.failed.ipynb")
+    tmp = executed.with_name(f".{executed.stem}.{os.getpid()}.running.ipynb")
+    log(f"{name}: executing {_display_path(source, cwd)} -> {shown}")
+    start = time.perf_counter()
+    try:
+        nb = papermill.execute_notebook(str(source), str(tmp), parameters=params, kernel_name="python3",
+                                        progress_bar=progress, cwd=str(cwd))
+    except PapermillExecutionError as exc:
+        index, first = _error_cell(exc, tmp)
+        os.replace(tmp, failed)
+        raise NotebookFailed(name, index, first, f"{exc.ename}: {exc.evalue}", failed) from None
+    except BaseException as exc:
+        if tmp.exists():
+            os.replace(tmp, failed)
+        if isinstance(exc, Exception):
+            raise NotebookFailed(name, None, "", f"{type(exc).__name__}: {exc}",
+                                 failed if failed.exists() else None) from exc
+        raise
+    seconds = time.perf_counter() - start
+    import nbformat
+
+    nb.metadata.setdefault("papermill", {})
+    nb.metadata["papermill"]["input_path"] = _display_path(source, cwd)
+    nb.metadata["papermill"]["output_path"] = shown
+    nb.metadata[METADATA_KEY] = {"hash": key, "code_hash": code, "profile": profile,
+                                 "parameters": params, "seconds": round(seconds, 2),
+                                 "source": _display_path(source, cwd)}
+    from ttl.provenance import atomic_write_bytes
+
+    atomic_write_bytes(executed, nbformat.writes(nb).encode())
+    tmp.unlink(missing_ok=True)
+    failed.unlink(missing_ok=True)
+    log(f"{name}: done in {seconds:.1f} s")
+    return NotebookRun(name, "executed", seconds, shown, key, params)
+
+
+# --------------------------------------------------------------------------------------------
+# the whole profile
+
+
+@dataclasses.dataclass
+class BookRun:
+    """Result of :func:`run_book`."""
+
+    profile: str
+    notebooks: list[NotebookRun]
+    executed_dir: Path
+    results_dir: Path
+    record: Path | None = None
+    html_dir: Path | None = None
+
+
+def default_executed_dir(root: Path = REPO_ROOT) -> Path:
+    return Path(root) / EXECUTED_SUBDIR
+
+
+def default_results_dir(profile: Profile, root: Path = REPO_ROOT) -> Path:
+    return Path(root) / "results" / profile.name
+
+
+def _write_record(path: Path, profile: Profile, runs: Sequence[NotebookRun], params: Mapping[str, Any],
+                  started: float, extra: Mapping[str, Any] | None = None) -> Path:
+    from ttl.provenance import write_result
+
+    payload = {"profile": profile.name, "profile_file": params.get("profile_file"),
+               "notebooks": [dataclasses.asdict(r) for r in runs], **(extra or {})}
+    return write_result(path, payload, params, wall_time_s=time.perf_counter() - started)
+
+
+def execute_profile(profile: Profile, *, only: Sequence[str] | None = None, force: bool = False,
+                    executed_dir: Path | None = None, results_dir: Path | None = None,
+                    notebooks_dir: Path = NOTEBOOKS_DIR, root: Path = REPO_ROOT,
+                    code_dir: Path = PACKAGE_DIR, progress: bool = True, log: Any = None) -> BookRun:
+    """Execute (or reuse) the profile's notebooks in order; write ``<results>/book_run.json``."""
+    root = Path(root).resolve()
+    executed_dir = Path(executed_dir or default_executed_dir(root)).resolve()
+    results_dir = Path(results_dir or default_results_dir(profile, root)).resolve()
+    selected = list(only) if only else profile.names()
+    unknown = [n[:-6] if n.endswith(".ipynb") else n for n in selected]
+    unknown = [n for n in unknown if n not in profile.names()]
+    if unknown:
+        raise ConfigError(f"--only: {unknown} not in profile {profile.name!r} (it lists {profile.names()})")
+    selected = {n[:-6] if n.endswith(".ipynb") else n for n in selected}
+    missing = [n for n in selected if not (Path(notebooks_dir) / f"{n}.ipynb").is_file()]
+    if missing:
+        have = sorted(p.stem for p in Path(notebooks_dir).glob("*.ipynb"))
+        raise BookError(f"profile {profile.name!r} lists notebook(s) {missing} but "
+                        f"{_display_path(Path(notebooks_dir), root)}/ holds only {have}")
+    code = code_hash(code_dir)
+    started = time.perf_counter()
+    record_params = {"profile": profile.name,
+                     "profile_file": _display_path(profile.path, root) if profile.path else None,
+                     "only": sorted(selected) if only else None, "force": force,
+                     "executed_dir": _display_path(executed_dir, root),
+                     "results_dir": _display_path(results_dir, root), "code_hash": code}
+    runs: list[NotebookRun] = []
+    record = results_dir / "book_run.json"
+    for i, spec in enumerate(profile.notebooks, 1):
+        executed = executed_dir / f"{spec.name}.ipynb"
+        if spec.name not in selected:
+            runs.append(NotebookRun(spec.name, "not selected", 0.0, _display_path(executed, root),
+                                    stored_hash(executed) if executed.is_file() else None, {}))
+            continue
+        source = Path(notebooks_dir) / f"{spec.name}.ipynb"
+        params = notebook_parameters(profile, spec, declared_parameters(source),
+                                     _display_path(results_dir / spec.name, root))
+        if log is not None:
+            log(f"[{i}/{len(profile.notebooks)}] {spec.name}")
+        try:
+            runs.append(execute_notebook(spec.name, source, executed, params, cwd=root, code=code,
+                                         force=force, progress=progress, profile=profile.name, log=log))
+        except NotebookFailed as exc:
+            runs.append(NotebookRun(spec.name, "failed", 0.0, _display_path(executed, root), None, params))
+            _write_record(record, profile, runs, record_params, started, {"error": str(exc)})
+            raise
+    _write_record(record, profile, runs, record_params, started)
+    return BookRun(profile.name, runs, executed_dir, results_dir, record)
+
+
+# --------------------------------------------------------------------------------------------
+# the HTML book
+
+
+def book_toc(template: Mapping[str, Any], chapters: Sequence[str],
+             executed_prefix: str = EXECUTED_SUBDIR.as_posix()) -> dict[str, Any]:
+    """The toc ``template`` with its executed-notebook entries replaced by ``chapters``.
+
+    ``chapters`` are notebook names; they take the place of the first entry whose file lies under
+    ``executed_prefix`` (the others are dropped). A part left empty is removed.
+    """
+    toc = copy.deepcopy(dict(template))
+    prefix = executed_prefix.rstrip("/") + "/"
+    placed = False
+
+    def rewrite(entries: list[Any]) -> list[Any]:
+        nonlocal placed
+        out: list[Any] = []
+        for entry in entries:
+            if isinstance(entry, dict) and str(entry.get("file", "")).startswith(prefix):
+                if not placed:
+                    out.extend({"file": f"{prefix}{c}"} for c in chapters)
+                    placed = True
+                continue
+            if isinstance(entry, dict):
+                entry = dict(entry)
+                for key in ("chapters", "sections"):
+                    if key in entry:
+                        entry[key] = rewrite(list(entry[key]))
+                        if not entry[key]:
+                            del entry[key]
+            out.append(entry)
+        return out
+
+    for key in ("parts", "chapters"):
+        if key in toc:
+            toc[key] = rewrite(list(toc[key]))
+            if key == "parts":
+                toc[key] = [p for p in toc[key] if p.get("chapters")]
+            if not toc[key]:
+                del toc[key]
+    if not placed and chapters:
+        raise BookError(f"the table of contents has no entry under {prefix}: add one "
+                        f"(e.g. '- file: {prefix}01_data') where the notebook chapters belong")
+    return toc
+
+
+def stage_book(root: Path, stage: Path, executed_dir: Path, chapters: Sequence[str]) -> Path:
+    """Copy ``_config.yml``, the book's sources and the executed notebooks into ``stage`` with a
+    table of contents listing ``chapters``. Unchanged files keep their time stamps."""
+    root, stage = Path(root), Path(stage)
+    for required in ("_config.yml", "_toc.yml"):
+        if not (root / required).is_file():
+            raise BookError(f"{root / required} not found: the book needs it")
+    if stage.exists():
+        shutil.rmtree(stage)
+    stage.mkdir(parents=True)
+    shutil.copy2(root / "_config.yml", stage / "_config.yml")
+    executed_rel = EXECUTED_SUBDIR.as_posix()
+    book_dir = root / "book"
+    if book_dir.is_dir():
+        shutil.copytree(book_dir, stage / "book",
+                        ignore=lambda d, names: ["executed"] if Path(d) == book_dir else
+                        [n for n in names if n in ("__pycache__", ".ipynb_checkpoints")])
+    (stage / executed_rel).mkdir(parents=True, exist_ok=True)
+    for name in chapters:
+        shutil.copy2(Path(executed_dir) / f"{name}.ipynb", stage / executed_rel / f"{name}.ipynb")
+    toc = book_toc(yaml.safe_load((root / "_toc.yml").read_text()), chapters)
+    (stage / "_toc.yml").write_text(yaml.safe_dump(toc, sort_keys=False))
+    return stage
+
+
+def jupyter_book_command() -> list[str]:
+    """How to call Jupyter Book 1.x with this interpreter (the package has no ``__main__``)."""
+    return [sys.executable, "-c", "import sys; from jupyter_book.cli.main import main; "
+            "sys.argv[0] = 'jupyter-book'; sys.exit(main())"]
+
+
+def build_html(chapters: Sequence[str], executed_dir: Path, build_dir: Path | None = None,
+               root: Path = REPO_ROOT, log: Any = None) -> Path:
+    """Build the HTML book (strict) into ``<build_dir>/_build/html``; return that folder.
+
+    ``build_dir`` defaults to ``root`` (so the book lands in ``_build/html``). The sources are
+    staged in ``<build_dir>/_build/book_source`` so the repository's files are never modified.
+    """
+    log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+    root = Path(root).resolve()
+    build_dir = Path(build_dir or root).resolve()
+    absent = [c for c in chapters if not (Path(executed_dir) / f"{c}.ipynb").is_file()]
+    if absent:
+        log(f"not executed yet, left out of the book: {', '.join(absent)}")
+    chapters = [c for c in chapters if c not in absent]
+    stage = stage_book(root, build_dir / "_build" / "book_source", Path(executed_dir), chapters)
+    html = build_dir / "_build" / "html"
+    cmd = jupyter_book_command() + ["build", str(stage), "--path-output", str(build_dir),
+                                    "-W", "-n", "--keep-going", "--all"]
+    log(f"building the book: jupyter-book build {_display_path(stage, root)} "
+        f"--path-output {_display_path(build_dir, root)} -W -n --keep-going --all")
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=root, capture_output=True, text=True, env={**os.environ, "NO_COLOR": "1"})
+    output = re.sub(r"\x1b\[[0-9;]*m", "", proc.stdout + "\n" + proc.stderr)
+    # name the files the user edits, not their staged copies
+    output = output.replace(f"{stage / EXECUTED_SUBDIR}{os.sep}", f"{Path(executed_dir).resolve()}{os.sep}")
+    output = output.replace(f"{stage}{os.sep}", f"{root}{os.sep}")
+    log_path = build_dir / "_build" / "book_build.log"
+    log_path.write_text(output)
+    if proc.returncode != 0:
+        lines = output.splitlines()
+        problems = [ln for ln in lines if "WARNING" in ln or "ERROR" in ln] or lines[-15:]
+        raise BookError("jupyter-book build failed (strict mode: every warning is an error):\n  "
+                        + "\n  ".join(problems[:30]) + f"\nfull log: {log_path}")
+    log(f"book built in {time.perf_counter() - start:.1f} s: {html / 'index.html'}")
+    return html
+
+
+def run_book(profile: Profile | str | os.PathLike, *, only: Sequence[str] | None = None,
+             force: bool = False, executed_dir: Path | None = None, results_dir: Path | None = None,
+             build: bool = True, build_dir: Path | None = None, root: Path = REPO_ROOT,
+             notebooks_dir: Path | None = None, progress: bool = True, log: Any = None) -> BookRun:
+    """Execute the profile's notebooks, then (with ``build``) build the HTML book."""
+    log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+    if not isinstance(profile, Profile):
+        profile = load_profile(profile)
+    root = Path(root).resolve()
+    start = time.perf_counter()
+    result = execute_profile(profile, only=only, force=force, executed_dir=executed_dir,
+                             results_dir=results_dir, notebooks_dir=notebooks_dir or root / "notebooks",
+                             root=root, progress=progress, log=log)
+    if build:
+        t0 = time.perf_counter()
+        result.html_dir = build_html(profile.names(), result.executed_dir, build_dir, root, log)
+        from ttl.provenance import write_result
+
+        record = json.loads(result.record.read_text())
+        params = {**record.pop("provenance", {}).get("params", {}),
+                  "build_dir": _display_path(Path(build_dir or root), root)}
+        record["book_build"] = {"html": _display_path(result.html_dir, root),
+                                "seconds": round(time.perf_counter() - t0, 2)}
+        write_result(result.record, record, params, wall_time_s=time.perf_counter() - start)
+    return result

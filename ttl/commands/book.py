@@ -1,0 +1,48 @@
+"""``ttl book --profile smoke|quick|paper|PATH.yaml``: execute the notebooks, then build the book."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "book", help="execute the notebooks under a profile and build the HTML book",
+        description="Execute notebooks/NAME.ipynb with papermill under a profile (profiles/*.yaml), "
+                    "reusing executed notebooks whose parameters and code did not change, then build "
+                    "the HTML book with Jupyter Book (strict: any warning fails the build).",
+        epilog="Examples: ttl book --profile smoke;  ttl book --profile quick --only 01_data --no-build;  "
+               "ttl book --profile my_profile.yaml --force")
+    p.add_argument("--profile", default="quick",
+                   help="a shipped profile (smoke, quick, paper) or a path to a profile YAML (default: quick)")
+    p.add_argument("--only", nargs="+", metavar="NAME", default=None,
+                   help="execute only these notebooks of the profile (the book still shows the others "
+                        "already executed)")
+    p.add_argument("--force", action="store_true", help="execute even notebooks that are up to date")
+    p.add_argument("--executed-dir", type=Path, default=None,
+                   help="where executed notebooks go (default: book/executed)")
+    p.add_argument("--results-dir", type=Path, default=None,
+                   help="results root; each notebook gets output_dir=DIR/NAME (default: results/PROFILE)")
+    p.add_argument("--notebooks-dir", type=Path, default=None,
+                   help="where the source notebooks NAME.ipynb are (default: notebooks/)")
+    p.add_argument("--no-build", action="store_true", help="execute the notebooks only; no HTML")
+    p.add_argument("--build-dir", type=Path, default=None,
+                   help="the HTML goes to DIR/_build/html (default: the repository root, i.e. _build/html)")
+    p.add_argument("--no-progress", action="store_true", help="no per-cell progress bars")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ttl.book import load_profile, run_book
+
+    profile = load_profile(args.profile)
+    result = run_book(profile, only=args.only, force=args.force, executed_dir=args.executed_dir,
+                      results_dir=args.results_dir, build=not args.no_build, build_dir=args.build_dir,
+                      notebooks_dir=args.notebooks_dir, progress=not args.no_progress)
+    for r in result.notebooks:
+        print(f"{r.name:<28} {r.status:<13} {r.seconds:8.1f} s  {r.executed_path}")
+    print(f"record: {result.record}")
+    if result.html_dir is not None:
+        print(f"book:   {result.html_dir / 'index.html'}")
+    return 0
