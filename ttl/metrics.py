@@ -70,10 +70,12 @@ METRICS: dict[str, Callable[[np.ndarray, np.ndarray, str], float]] = {
 
 
 def compute_metrics(y_true: np.ndarray, y_score: np.ndarray, task: str, n_boot: int = 1000,
-                    seed: int = 0, alpha: float = 0.05) -> dict[str, dict[str, float | None]]:
+                    seed: int = 0, alpha: float = 0.05,
+                    ci_for: tuple[str, ...] | None = None) -> dict[str, dict[str, float | None]]:
     """Every metric with a percentile-bootstrap (1 - alpha) CI: ``{name: {value, ci_low, ci_high}}``.
 
-    ``n_boot=0`` skips the bootstrap (the CI fields are then ``None``).
+    ``n_boot=0`` skips the bootstrap (the CI fields are then ``None``); ``ci_for`` limits the
+    bootstrap to some metrics (default: all).
     """
     if task not in TASKS:
         raise ValueError(f"task must be one of {TASKS}, not {task!r}")
@@ -89,7 +91,7 @@ def compute_metrics(y_true: np.ndarray, y_score: np.ndarray, task: str, n_boot: 
             out[name] = {"value": None, "ci_low": None, "ci_high": None}
             continue
         low = high = None
-        if n_boot > 0:
+        if n_boot > 0 and (ci_for is None or name in ci_for):
             from ttl.stats import bootstrap_ci
 
             _, low, high = bootstrap_ci(y_true, y_score, metric, n_boot=n_boot, alpha=alpha, seed=seed,

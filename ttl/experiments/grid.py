@@ -11,6 +11,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from ttl.efficiency import count_flops, count_params, time_forward
+from ttl.models import cut_info
 from ttl.stats import summarise_seeds
 from ttl.strategies import StrategySpec, prepare
 from ttl.train import TrainConfig, fit
@@ -46,7 +47,8 @@ def run_strategies(specs: list[StrategySpec], arch: str, source: str | os.PathLi
                   test=data.get("test"), params=params)
         test = res.metrics.get("test", {})
         rows.append({
-            "strategy": spec.name, "label": spec.label, "cut": spec.cut or "full", "width": spec.width,
+            "strategy": spec.name, "label": spec.label, "cut": spec.cut or "full",
+            "cut_index": cut_info(arch, spec.cut).index, "width": spec.width, "dataset": data["train"].name,
             "seed": seed, "val_auroc": res.metrics["val"]["auroc"]["value"],
             "test_auroc": test.get("auroc", {}).get("value"), "test_auroc_low": test.get("auroc", {}).get("ci_low"),
             "test_auroc_high": test.get("auroc", {}).get("ci_high"),

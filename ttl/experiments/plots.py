@@ -23,10 +23,11 @@ def plot_cut_curves(df: pd.DataFrame, value: str = "auroc", hue: str = "source",
     order = df.drop_duplicates("cut_index").sort_values("cut_index")
     for name, g in df.groupby(hue, sort=False):
         stats = g.groupby("cut_index")[value].agg(["mean", "std"]).reindex(order["cut_index"])
+        stats = stats[stats["mean"].notna()]
         x = stats.index.to_numpy()
         ax.plot(x, stats["mean"], marker="o", ms=3.5, label=str(name))
         if f"{value}_low" in g and g[f"{value}_low"].notna().all() and g["cut_index"].is_unique:
-            gg = g.set_index("cut_index").reindex(order["cut_index"])
+            gg = g.set_index("cut_index").reindex(stats.index)
             ax.fill_between(x, gg[f"{value}_low"].astype(float), gg[f"{value}_high"].astype(float), alpha=0.2)
         elif stats["std"].notna().any():
             sd = stats["std"].fillna(0)

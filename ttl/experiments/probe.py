@@ -79,7 +79,7 @@ def feature_probe(arch: str, source: str | os.PathLike, train: Any, test: Any, c
     infos = {i.name: i for i in feature_info(arch)}
     for cut in tqdm(list(f_train), desc=f"probe {src}", leave=False, disable=None):
         scores = _probe(f_train[cut], y_train, f_test[cut], test.task, seed, c)
-        m = compute_metrics(y_test, scores, test.task, n_boot=n_boot, seed=seed)
+        m = compute_metrics(y_test, scores, test.task, n_boot=n_boot, seed=seed, ci_for=("auroc",))
         rows.append({"arch": arch, "source": src, "cut": cut, "cut_index": infos[cut].index,
                      "stage": infos[cut].stage, "channels": infos[cut].channels, "dataset": test.name,
                      "auroc": m["auroc"]["value"], "auroc_low": m["auroc"]["ci_low"],
