@@ -102,3 +102,12 @@ def test_metrics_binary_multiclass_multilabel_with_ci():
     ml = compute_metrics(yl, pl, "multilabel", n_boot=0)
     assert ml["auroc"]["value"] > 0.7
     assert compute_metrics(y, 1 - s, "binary", n_boot=0)["auroc"]["value"] < 0.3
+
+
+def test_reused_run_is_scored_on_a_test_set_it_was_not_given(tmp_path):
+    train, val, test = _data()
+    fit(_model(), train, val, TrainConfig(**{**CFG, "epochs": 1}), out_dir=tmp_path)
+    again = fit(_model(), train, val, TrainConfig(**{**CFG, "epochs": 1}), out_dir=tmp_path, test=test)
+    assert again.reused and again.metrics["test"]["n"] == len(test)
+    assert json.loads((tmp_path / "result.json").read_text())["metrics"]["test"]["auroc"]["value"] == \
+        pytest.approx(again.metrics["test"]["auroc"]["value"])

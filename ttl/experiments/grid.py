@@ -20,9 +20,11 @@ __all__ = ["StrategySpec", "efficiency_table", "run_strategies", "summarise"]
 
 
 def run_dir_name(spec: StrategySpec, seed: int) -> str:
+    """``<strategy>/<cut>[-w<width>]-s<seed>``: TTL runs share folders with :mod:`ttl.search` trials
+    (``ttl.search.hierarchical(out_dir=<base>/ttl)``), so a sweep after a search trains only what is missing."""
     cut = spec.cut or "full"
     width = f"-w{spec.width:g}" if spec.name == "transfusion" and spec.width != 1 else ""
-    return f"{spec.name}-{cut}{width}-s{seed}"
+    return f"{spec.name}/{cut}{width}-s{seed}"
 
 
 def run_strategies(specs: list[StrategySpec], arch: str, source: str | os.PathLike, data: dict[str, Any],

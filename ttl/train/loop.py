@@ -193,6 +193,11 @@ def fit(model: nn.Module, train: Any, val: Any, cfg: TrainConfig | None = None,
         done = read_json(out / "result.json")
         if done.get("params_hash") == key and (out / "model.pt").exists():
             model.load_state_dict(torch.load(out / "model.pt", map_location="cpu", weights_only=True))
+            if test is not None and "test" not in done["metrics"]:  # e.g. a search trial, now reported
+                done["metrics"]["test"] = evaluate(model, test, cfg, device)
+                prov = done.pop("provenance")
+                write_result(out / "result.json", done, prov["params"], device=device,
+                             wall_time_s=prov.get("wall_time_s"))
             return FitResult(model, done["history"], done["best_epoch"], done["metrics"], out / "result.json",
                              reused=True)
 
