@@ -135,3 +135,45 @@ def bench_train(arch: str = "resnet50", cut: str | None = None, size: int = 224,
     else:
         out["note"] = "measured on the CPU (no CUDA GPU available): not the GPU figures"
     return out
+
+
+def bench_sweep(arch: str, dataset: str = "phantom-mid", source: str = "fractal", epochs: int = 2,
+                batch: int = 64, size: int | None = None, n_per_class: Any = None, contrast: float | None = None,
+                seeds: tuple[int, ...] = (0,), device: str = "auto", out_dir: str = "runs/bench-sweep",
+                fresh: bool = True) -> dict[str, Any]:
+    """Wall time of the exhaustive sweep over every cut versus the two-stage hierarchical search.
+
+    Each procedure trains in its own folder (``fresh`` empties them first), so neither reuses the
+    other's trials: the wall times are what a user pays for each alone.
+    """
+    import shutil
+    from pathlib import Path
+
+    from ttl.data import load
+    from ttl.search import compare, exhaustive, hierarchical
+    from ttl.train import TrainConfig
+
+    overrides: dict[str, Any] = {k: v for k, v in {"size": size, "n_per_class": n_per_class,
+                                                   "contrast": contrast}.items() if v is not None}
+    data = {s: load(dataset, split=s, progress=False, **overrides) for s in ("train", "val", "test")}
+    cfg = TrainConfig(epochs=epochs, batch_size=batch, device=device, n_boot=200, progress=False)
+    out: dict[str, Any] = {}
+    results = {}
+    for kind, fn in (("hierarchical", hierarchical), ("exhaustive", exhaustive)):
+        folder = Path(out_dir) / kind
+        if fresh and folder.exists():
+            shutil.rmtree(folder)
+        t0 = time.perf_counter()
+        res = fn(data["train"], data["val"], arch, source, cfg, folder, test=data["test"], seeds=seeds,
+                 data_params=overrides)
+        results[kind] = res
+        out[kind] = {"wall_s": time.perf_counter() - t0, "chosen_cut": res.chosen_cut, "chosen_val": res.chosen_val,
+                     "chosen_test": (res.chosen_test or {}).get("mean"), "cost": res.cost,
+                     "cuts_trained": sorted({t.cut for t in res.trials}, key=[c for c in cut_points(arch)].index)}
+    out["compare"] = compare(results["hierarchical"], results["exhaustive"])
+    out["wall_ratio"] = out["hierarchical"]["wall_s"] / out["exhaustive"]["wall_s"]
+    out.update(arch=arch, dataset=dataset, source=source, epochs=epochs, batch=batch, seeds=list(seeds),
+               device=str(resolve_device(device)), data=overrides)
+    if torch.cuda.is_available() and out["device"].startswith("cuda"):
+        out["gpu"] = torch.cuda.get_device_name(0)
+    return out

@@ -36,6 +36,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--dataset-images", type=int, default=2048)
     _common(t)
     t.set_defaults(func=run_train)
+    w = bsub.add_parser("sweep", help="wall time of the exhaustive cut sweep vs the hierarchical search")
+    w.add_argument("--arch", default="resnet50")
+    w.add_argument("--dataset", default="phantom-mid")
+    w.add_argument("--source", default="fractal")
+    w.add_argument("--epochs", type=int, default=2)
+    w.add_argument("--batch", type=int, default=64)
+    w.add_argument("--size", type=int, default=None, help="image size (default: the dataset's)")
+    w.add_argument("--n-per-class", type=int, default=None)
+    w.add_argument("--contrast", type=float, default=None, help="phantoms: lesion conspicuity")
+    w.add_argument("--seeds", type=int, nargs="+", default=[0])
+    w.add_argument("--runs", default="runs/bench-sweep", help="folder for the trials (emptied first)")
+    _common(w)
+    w.set_defaults(func=run_sweep)
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -96,4 +109,26 @@ def run_train(args: argparse.Namespace) -> int:
         print(f"  peak GPU memory:      {res['peak_memory_gb']:9.2f} GiB")
     if "note" in res:
         print(f"  note: {res['note']}")
+    return 0
+
+
+def run_sweep(args: argparse.Namespace) -> int:
+    from ttl.bench import bench_sweep
+    from ttl.cli import print_json
+    from ttl.provenance import stopwatch
+
+    with stopwatch() as t:
+        res = bench_sweep(args.arch, args.dataset, args.source, args.epochs, args.batch, args.size,
+                          args.n_per_class, args.contrast, tuple(args.seeds), args.device, args.runs)
+    _save(args, res, t["seconds"])
+    if args.json:
+        print_json(res)
+        return 0
+    for kind in ("hierarchical", "exhaustive"):
+        r = res[kind]
+        print(f"{kind:>12}: {r['wall_s']:8.1f} s wall, {r['cost']['trainings']:3d} trainings, "
+              f"chose {r['chosen_cut']} (val {r['chosen_val']:.3f})")
+    c = res["compare"]
+    print(f"search/sweep wall time: {res['wall_ratio']:.2f}; found the sweep's best cut: {c['found_best']} "
+          f"(rank {c['rank_in_sweep']} of {c['n_cuts']}); device: {res.get('gpu', res['device'])}")
     return 0
