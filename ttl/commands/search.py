@@ -1,0 +1,97 @@
+"""``ttl search``: the two-stage hierarchical cut search (optionally against the exhaustive sweep)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from ttl.commands.train import add_data_args, data_overrides, load_splits
+
+
+def _neighbourhood(text: str) -> str | int:
+    return int(text) if text.lstrip("-").isdigit() else text
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("search", help="find a cut: two-stage hierarchical search (and the full sweep)",
+                       description="Train STRATEGY at the stage boundaries of ARCH, then at every cut around "
+                                   "the best one, and choose the cut with the best mean validation metric "
+                                   "over the seeds; the test split is evaluated for the chosen cut only. "
+                                   "With --exhaustive, also train every cut and compare. Trials live in "
+                                   "OUT/<cut>-s<seed>/; rerunning reuses finished ones. Writes OUT/search.json "
+                                   "(and OUT/exhaustive.json).")
+    p.add_argument("--arch", default="resnet18")
+    p.add_argument("--strategy", default="ttl", choices=("ttl", "lwft", "linear_probe", "transfusion", "scratch"))
+    p.add_argument("--source", default="imagenet", help="imagenet | fractal | scratch | path to a checkpoint")
+    add_data_args(p)
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--patience", type=int, default=5, help="early-stopping patience in epochs (0: off)")
+    p.add_argument("--size", type=int, default=None, help="training image size (default: the data's)")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds; the choice uses their mean")
+    p.add_argument("--metric", default="auroc", choices=("auroc", "auprc", "balanced_accuracy", "f1", "loss"),
+                   help="validation metric that chooses the cut (loss: lower is better)")
+    p.add_argument("--neighbourhood", type=_neighbourhood, default="stage",
+                   help="stage 2 around the best boundary: 'stage' (its stage), 'adjacent' (up to the "
+                        "neighbouring boundaries) or an integer radius in cuts")
+    p.add_argument("--test-all", action="store_true",
+                   help="also report the test metric of every trial (never used to choose)")
+    p.add_argument("--exhaustive", action="store_true", help="also train every cut and compare with the search")
+    p.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples for the test CIs")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--out", default=None,
+                   help="folder of the trials (default: runs/<dataset>/search-<arch>-<strategy>)")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ttl.cli import print_json
+    from ttl.search import compare, exhaustive, hierarchical
+    from ttl.train import TrainConfig
+
+    data = load_splits(args)
+    cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch, lr=args.lr, patience=args.patience,
+                      image_size=args.size, device=args.device, n_boot=args.n_boot)
+    train = data["train"]
+    out = Path(args.out or f"runs/{train.name}/search-{args.arch}-{args.strategy}")
+    common: dict[str, Any] = dict(strategy=args.strategy, test=data["test"], seeds=args.seeds, metric=args.metric,
+                                  test_all=args.test_all,
+                                  data_params={"root": args.root, **data_overrides(args)})
+    hier = hierarchical(train, data["val"], args.arch, args.source, cfg, out, neighbourhood=args.neighbourhood,
+                        **common)
+    summary: dict[str, Any] = {"search": _brief(hier)}
+    if args.exhaustive:
+        exh = exhaustive(train, data["val"], args.arch, args.source, cfg, out, **common)
+        summary["exhaustive"] = _brief(exh)
+        summary["comparison"] = compare(hier, exh)
+    if args.json:
+        print_json(summary)
+        return 0
+    print(hier.per_cut().to_string(index=False))
+    _print(hier)
+    if args.exhaustive:
+        c = summary["comparison"]
+        print(f"sweep best: {c['sweep_best']} ({'found' if c['found_best'] else 'missed'} by the search, "
+              f"rank {c['rank_in_sweep']}/{c['n_cuts']}); search cost {c['trainings_ratio']:.0%} of the "
+              f"sweep's trainings, {c['seconds_ratio']:.0%} of its {c['unit']}")
+    return 0
+
+
+def _brief(res: Any) -> dict[str, Any]:
+    test = res.chosen_test or {}
+    return {"chosen_cut": res.chosen_cut, f"val_{res.metric}": res.chosen_val,
+            f"test_{res.metric}": test.get("mean"), "cost": res.cost, "summary": str(res.path),
+            "trials": res.df.to_dict(orient="records")}
+
+
+def _print(res: Any) -> None:
+    test = (res.chosen_test or {}).get("mean")
+    extra = f", test {res.metric} {test:.4f}" if test is not None else ""
+    val = f"{res.chosen_val:.4f}" if res.chosen_val is not None else "n/a"
+    cost = res.cost
+    print(f"chosen cut: {res.chosen_cut} (val {res.metric} {val}{extra}); {cost['trainings']} trainings, "
+          f"{cost['train_seconds']:.1f} {cost['unit']} ({cost['trained_now']} trained now, {cost['reused']} reused)")
+    print(f"summary: {res.path}")
