@@ -4,7 +4,7 @@ import torch
 from tiny import tiny_dataset
 from ttl.train.batches import DeviceBatches, Preprocess, prepare_batch
 
-PREP = Preprocess(24, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25), augment=True)
+PREP = Preprocess(24, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25), augment=("random-resized-crop", "hflip"))
 
 
 def test_streamed_path_gives_the_same_batches_as_the_resident_one():
@@ -36,3 +36,23 @@ def test_prepare_batch_normalises_grey_to_three_channels_without_augmentation():
     out = prepare_batch(x, Preprocess(8, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)))
     assert out.shape == (2, 3, 8, 8)
     np.testing.assert_allclose(out.numpy(), 1.0, atol=1e-6)
+
+
+def test_flips_only_keep_the_whole_image_and_manifest_augmentations_are_used():
+    from ttl.train import TrainConfig
+    from ttl.train.loop import augmentations
+
+    x = torch.arange(16 * 16, dtype=torch.float32).view(1, 1, 16, 16).repeat(64, 1, 1, 1)
+    g = torch.Generator().manual_seed(0)
+    from ttl.train.batches import random_augment
+
+    out = random_augment(x, 16, ("hflip", "vflip"), (0.7, 1.0), (1.0, 1.0), g)
+    flips = {(bool(torch.allclose(o, x[0].flip(-1), atol=1e-3)), bool(torch.allclose(o, x[0].flip(-2), atol=1e-3)),
+              bool(torch.allclose(o, x[0], atol=1e-3)), bool(torch.allclose(o, x[0].flip(-1, -2), atol=1e-3)))
+             for o in out}
+    assert len(flips) == 4  # identity, h, v and both flips all occur, and nothing else
+    ds = tiny_dataset(4)
+    ds.meta = {"preprocessing": {"augment": ["hflip", "vflip"]}}
+    assert augmentations(TrainConfig(), ds) == ("hflip", "vflip")
+    assert augmentations(TrainConfig(augment=False), ds) == ()
+    assert augmentations(TrainConfig(), tiny_dataset(4)) == ("random-resized-crop",)

@@ -85,7 +85,7 @@ def bench_train(arch: str = "resnet50", cut: str | None = None, size: int = 224,
         torch.backends.cudnn.benchmark = True
     loss_fn = nn.CrossEntropyLoss()
     data = dataset or _UInt8Set(dataset_images, size, channels, seed)
-    prep = Preprocess(size, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225), augment=True,
+    prep = Preprocess(size, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225), augment=("random-resized-crop", "hflip"),
                       channels_last=channels_last)
     batches = DeviceBatches(data, batch, dev, prep, shuffle=True, seed=seed, drop_last=True)
     x0 = torch.randn(batch, 3, size, size, device=dev)

@@ -3,7 +3,8 @@
 Small datasets (the uint8 array fits in ``max_device_bytes``) are moved to the device once and
 indexed there, so an epoch does no host work and no host-device copies. Larger ones (e.g. a NumPy
 memmap of a decoded cache) are streamed through a DataLoader with pinned memory and workers.
-Augmentation (random resized crop, optional horizontal flip) is one batched ``grid_sample``.
+Augmentation (random resized crop and/or flips, as the dataset's manifest allows) is one batched
+``grid_sample``.
 Randomness comes from generators seeded by ``(seed, epoch)``: an epoch is the same whether a run
 was interrupted or not.
 """
@@ -21,18 +22,26 @@ import torch.nn.functional as F
 from ttl.seeding import derive_seed
 
 
+AUGMENTATIONS = ("random-resized-crop", "hflip", "vflip")
+
+
 @dataclass(frozen=True)
 class Preprocess:
-    """How batches are prepared (same on CPU and GPU)."""
+    """How batches are prepared (same on CPU and GPU). ``augment`` names the random transforms
+    applied to training batches: any of ``random-resized-crop``, ``hflip``, ``vflip``."""
 
     image_size: int
     mean: tuple[float, ...]
     std: tuple[float, ...]
-    augment: bool = False
+    augment: tuple[str, ...] = ()
     scale: tuple[float, float] = (0.7, 1.0)
     ratio: tuple[float, float] = (3 / 4, 4 / 3)
-    hflip: bool = False
     channels_last: bool = False
+
+    def __post_init__(self) -> None:
+        unknown = set(self.augment) - set(AUGMENTATIONS)
+        if unknown:
+            raise ValueError(f"unknown augmentation(s) {sorted(unknown)}; known: {', '.join(AUGMENTATIONS)}")
 
 
 def _as_tensor(images: object) -> torch.Tensor:
@@ -41,27 +50,28 @@ def _as_tensor(images: object) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(images))
 
 
-def random_resized_crop(x: torch.Tensor, size: int, scale: tuple[float, float],
-                        ratio: tuple[float, float], hflip: bool, generator: torch.Generator) -> torch.Tensor:
-    """Per-sample random resized crop (and flip) of a float batch, as one ``grid_sample``."""
+def random_augment(x: torch.Tensor, size: int, augment: tuple[str, ...], scale: tuple[float, float],
+                   ratio: tuple[float, float], generator: torch.Generator) -> torch.Tensor:
+    """Per-sample random resized crop and/or flips of a float batch, as one ``grid_sample``."""
     n = x.shape[0]
     dev = x.device
-    u = torch.rand(n, 4, generator=generator, device=generator.device).to(dev)
-    area = scale[0] + (scale[1] - scale[0]) * u[:, 0]
-    log_r = math.log(ratio[0]) + (math.log(ratio[1]) - math.log(ratio[0])) * u[:, 1]
-    aspect = torch.exp(log_r)
-    sw = torch.sqrt(area * aspect).clamp(max=1.0)  # crop width / image width
-    sh = torch.sqrt(area / aspect).clamp(max=1.0)
-    tx = (2 * u[:, 2] - 1) * (1 - sw)
-    ty = (2 * u[:, 3] - 1) * (1 - sh)
+    u = torch.rand(n, 6, generator=generator, device=generator.device).to(dev)
+    sw = sh = torch.ones(n, device=dev)
+    tx = ty = torch.zeros(n, device=dev)
+    if "random-resized-crop" in augment:
+        area = scale[0] + (scale[1] - scale[0]) * u[:, 0]
+        log_r = math.log(ratio[0]) + (math.log(ratio[1]) - math.log(ratio[0])) * u[:, 1]
+        aspect = torch.exp(log_r)
+        sw = torch.sqrt(area * aspect).clamp(max=1.0)  # crop width / image width
+        sh = torch.sqrt(area / aspect).clamp(max=1.0)
+        tx = (2 * u[:, 2] - 1) * (1 - sw)
+        ty = (2 * u[:, 3] - 1) * (1 - sh)
+    if "hflip" in augment:
+        sw = torch.where(u[:, 4] < 0.5, -sw, sw)
+    if "vflip" in augment:
+        sh = torch.where(u[:, 5] < 0.5, -sh, sh)
     theta = torch.zeros(n, 2, 3, device=dev, dtype=x.dtype)
-    theta[:, 0, 0] = sw
-    theta[:, 1, 1] = sh
-    theta[:, 0, 2] = tx
-    theta[:, 1, 2] = ty
-    if hflip:
-        flip = torch.rand(n, generator=generator, device=generator.device).to(dev) < 0.5
-        theta[:, 0, 0] = torch.where(flip, -sw, sw)
+    theta[:, 0, 0], theta[:, 1, 1], theta[:, 0, 2], theta[:, 1, 2] = sw, sh, tx, ty
     grid = F.affine_grid(theta, [n, x.shape[1], size, size], align_corners=False)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
 
@@ -69,13 +79,14 @@ def random_resized_crop(x: torch.Tensor, size: int, scale: tuple[float, float],
 def prepare_batch(x: torch.Tensor, prep: Preprocess, generator: torch.Generator | None = None) -> torch.Tensor:
     """uint8 (N, C, H, W) on the device -> normalised float (N, 3, S, S)."""
     x = x.float().div_(255.0)
-    if x.shape[1] == 1:
-        x = x.expand(-1, 3, -1, -1)
+    # resample while grey images still have one channel (a third of the work), then expand
     if prep.augment and generator is not None:
-        x = random_resized_crop(x, prep.image_size, prep.scale, prep.ratio, prep.hflip, generator)
+        x = random_augment(x, prep.image_size, prep.augment, prep.scale, prep.ratio, generator)
     elif x.shape[-1] != prep.image_size or x.shape[-2] != prep.image_size:
         x = F.interpolate(x, size=(prep.image_size, prep.image_size), mode="bilinear",
                           align_corners=False, antialias=True)
+    if x.shape[1] == 1:
+        x = x.expand(-1, 3, -1, -1)
     mean = torch.tensor(prep.mean, device=x.device, dtype=x.dtype).view(1, -1, 1, 1)
     std = torch.tensor(prep.std, device=x.device, dtype=x.dtype).view(1, -1, 1, 1)
     x = (x - mean) / std

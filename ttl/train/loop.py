@@ -39,8 +39,9 @@ class TrainConfig:
     patience: int = 5  # early stopping on validation AUROC; 0 disables
     class_weighted: bool = True
     image_size: int | None = None  # None: the dataset's own size
-    augment: bool = True
-    hflip: bool = False  # off by default: left/right carries meaning in radiographs and phantoms
+    # None: the dataset manifest's list (phantoms: flips only, as crops can cut a lesion off);
+    # True: random resized crop; False: none; or a tuple of names from ttl.train.batches.AUGMENTATIONS
+    augment: bool | tuple[str, ...] | None = None
     amp: str = "auto"  # "auto" (bf16 on CUDA, off on CPU) | "bf16" | "fp16" | "off"
     channels_last: bool | None = None  # None: on CUDA only
     compile: bool = False
@@ -108,8 +109,18 @@ def preprocess_for(model: nn.Module, dataset: Any, cfg: TrainConfig, device: tor
     mean, std = normalization(getattr(model, "source", "imagenet"), getattr(model, "arch", None))
     size = cfg.image_size or int(dataset.images.shape[-1])
     channels_last = cfg.channels_last if cfg.channels_last is not None else device.type == "cuda"
-    return Preprocess(size, mean, std, augment=train and cfg.augment, hflip=cfg.hflip,
+    return Preprocess(size, mean, std, augment=augmentations(cfg, dataset) if train else (),
                       channels_last=channels_last)
+
+
+def augmentations(cfg: TrainConfig, dataset: Any) -> tuple[str, ...]:
+    """The training augmentations: the config's, or the dataset manifest's when it says None."""
+    if cfg.augment is None:
+        listed = (getattr(dataset, "meta", None) or {}).get("preprocessing", {}).get("augment")
+        return tuple(listed) if listed is not None else ("random-resized-crop",)
+    if cfg.augment is True:
+        return ("random-resized-crop",)
+    return tuple(cfg.augment or ())
 
 
 @torch.no_grad()
