@@ -5,10 +5,10 @@ returns tidy pandas DataFrames; :mod:`ttl.experiments.plots` draws them.
 """
 
 from ttl.experiments.compare import delong_runs, gpu_inference_table
-from ttl.experiments.curves import best_cuts, block_layers, transferability_curves
+from ttl.experiments.curves import balanced_indices, best_cuts, block_layers, transferability_curves
 from ttl.experiments.grid import StrategySpec, efficiency_table, run_strategies, summarise
 from ttl.experiments.probe import feature_probe, probe_sources
 from ttl.experiments.record import save_figure, save_table
 
-__all__ = ["StrategySpec", "delong_runs", "gpu_inference_table", "best_cuts", "block_layers", "transferability_curves", "efficiency_table", "feature_probe", "probe_sources", "run_strategies", "save_figure",
+__all__ = ["StrategySpec", "balanced_indices", "delong_runs", "gpu_inference_table", "best_cuts", "block_layers", "transferability_curves", "efficiency_table", "feature_probe", "probe_sources", "run_strategies", "save_figure",
            "save_table", "summarise"]

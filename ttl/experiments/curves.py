@@ -29,3 +29,19 @@ def best_cuts(curves: pd.DataFrame, value: str = "auroc") -> pd.DataFrame:
 def block_layers(arch: str, prefix: str = "backbone.") -> dict[str, str]:
     """Cut name -> the module whose output is that cut (for activation capture, SVCCA, Grad-CAM)."""
     return {i.name: prefix + i.modules[-1] for i in feature_info(arch)}
+
+
+def balanced_indices(labels: "np.ndarray | list[int]", n: int, seed: int = 0) -> list[int]:
+    """``n`` indices spread evenly over the classes of single-label ``labels`` (seeded)."""
+    import numpy as np
+
+    labels = np.asarray(labels)
+    rng = np.random.default_rng(seed)
+    classes = np.unique(labels)
+    per = [rng.permutation(np.flatnonzero(labels == c)).tolist() for c in classes]
+    out: list[int] = []
+    while len(out) < min(n, len(labels)):
+        for group in per:
+            if group and len(out) < n:
+                out.append(group.pop(0))
+    return out
