@@ -111,3 +111,11 @@ def test_reused_run_is_scored_on_a_test_set_it_was_not_given(tmp_path):
     assert again.reused and again.metrics["test"]["n"] == len(test)
     assert json.loads((tmp_path / "result.json").read_text())["metrics"]["test"]["auroc"]["value"] == \
         pytest.approx(again.metrics["test"]["auroc"]["value"])
+
+
+def test_a_run_on_other_data_is_not_reused(tmp_path):
+    train, val, _ = _data()
+    fit(_model(), train, val, TrainConfig(**{**CFG, "epochs": 1}), out_dir=tmp_path)
+    other = tiny_dataset(64, seed=9)
+    again = fit(_model(), other, val, TrainConfig(**{**CFG, "epochs": 1}), out_dir=tmp_path)
+    assert not again.reused

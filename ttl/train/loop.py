@@ -70,6 +70,18 @@ class FitResult:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+def data_key(dataset: Any) -> str:
+    """A fingerprint of a dataset: its cache key when it has one, else a hash of labels and pixels."""
+    key = (getattr(dataset, "meta", None) or {}).get("cache_key")
+    if key:
+        return str(key)
+    import hashlib
+
+    h = hashlib.sha256(np.asarray(dataset.labels).tobytes())
+    h.update(np.ascontiguousarray(np.asarray(dataset.images)).tobytes())
+    return h.hexdigest()[:20]
+
+
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
     if str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -198,6 +210,7 @@ def fit(model: nn.Module, train: Any, val: Any, cfg: TrainConfig | None = None,
     device = resolve_device(cfg.device)
     record = {"train": asdict(cfg), **(params or {})}
     record["train"]["device"] = str(device)
+    record["data_key"] = {"train": data_key(train), "val": data_key(val)}  # other data: not reused
     key = params_hash(record)
     out = Path(out_dir) if out_dir is not None else None
     if out is not None and (out / "result.json").exists():
