@@ -20,7 +20,8 @@ def test_bad_input_exits_2_with_message(capsys):
     assert "unknown architecture 'alexnet'" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("cmd", [[], ["cuts"], ["train"], ["evaluate"], ["bench", "infer"], ["bench", "train"]])
+@pytest.mark.parametrize("cmd", [[], ["cuts"], ["train"], ["evaluate"], ["probe"], ["search"], ["book"], ["data", "show"],
+                                 ["pretrain"], ["bench", "infer"], ["bench", "train"], ["bench", "sweep"]])
 def test_help_for_every_command(cmd):
     out = subprocess.run([sys.executable, "-m", "ttl.cli", *cmd, "--help"], capture_output=True, text=True)
     assert out.returncode == 0 and "usage: ttl" in out.stdout
@@ -39,3 +40,27 @@ def test_bench_runs_tiny_on_cpu(capsys, tmp_path):
     rows = json.loads(capsys.readouterr().out)["rows"]
     assert [r["cut"] for r in rows] == ["stem", "layer2.1"]
     assert rows[0]["flops"] < rows[1]["flops"] and rows[1]["flops_ratio"] < 1
+
+
+def test_bench_sweep_tiny_on_cpu(capsys, tmp_path):
+    assert main(["bench", "sweep", "--arch", "resnet18", "--dataset", "phantom-mid", "--source", "scratch",
+                 "--epochs", "1", "--batch", "16", "--n-per-class", "8", "--size", "32", "--device", "cpu",
+                 "--runs", str(tmp_path / "runs"), "--out", str(tmp_path / "sweep.json"), "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["exhaustive"]["cost"]["trainings"] == 9
+    assert 4 <= res["hierarchical"]["cost"]["trainings"] < 9
+    assert set(res["hierarchical"]["cuts_trained"]) <= set(res["exhaustive"]["cuts_trained"])
+    assert json.loads((tmp_path / "sweep.json").read_text())["provenance"]["params"]["arch"] == "resnet18"
+
+
+def test_train_then_evaluate_a_run_folder(capsys, tmp_path):
+    run = tmp_path / "run"
+    args = ["--dataset", "phantom-low", "--n-per-class", "8", "--data-size", "32"]
+    assert main(["train", "--arch", "resnet18", "--strategy", "ttl", "--cut", "layer1.0", "--source", "scratch",
+                 "--epochs", "1", "--batch", "8", "--device", "cpu", "--n-boot", "0", "--out", str(run),
+                 *args, "--json"]) == 0
+    trained = json.loads(capsys.readouterr().out)
+    assert main(["evaluate", str(run), "--device", "cpu", "--n-boot", "0", "--json"]) == 0
+    evaluated = json.loads(capsys.readouterr().out)
+    assert evaluated["metrics"]["auroc"]["value"] == pytest.approx(trained["metrics"]["test"]["auroc"]["value"])
+    assert main(["evaluate", str(tmp_path / "nothing")]) == 2
