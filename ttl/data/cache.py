@@ -8,18 +8,16 @@ once its ``meta.json`` exists: it is written last, and every file is written ato
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ttl.provenance import _jsonable, atomic_write_json, read_json
+from ttl.provenance import _jsonable, atomic_write, atomic_write_json, read_json
 
 CACHE_ENV = "TTL_CACHE"
 
@@ -45,20 +43,7 @@ def stable_hash(obj: Any, length: int = 20) -> str:
 
 def atomic_save_npy(path: str | os.PathLike, array: np.ndarray) -> Path:
     """``np.save`` to a temporary file beside ``path``, then rename it into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.save(f, np.ascontiguousarray(array), allow_pickle=False)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    return path
+    return atomic_write(path, lambda f: np.save(f, np.ascontiguousarray(array), allow_pickle=False))
 
 
 def entry_dir(name: str, key: str, root: str | os.PathLike | None = None) -> Path:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from ttl.models import feature_info
@@ -31,10 +32,8 @@ def block_layers(arch: str, prefix: str = "backbone.") -> dict[str, str]:
     return {i.name: prefix + i.modules[-1] for i in feature_info(arch)}
 
 
-def balanced_indices(labels: "np.ndarray | list[int]", n: int, seed: int = 0) -> list[int]:
+def balanced_indices(labels: np.ndarray | list[int], n: int, seed: int = 0) -> list[int]:
     """``n`` indices spread evenly over the classes of single-label ``labels`` (seeded)."""
-    import numpy as np
-
     labels = np.asarray(labels)
     rng = np.random.default_rng(seed)
     classes = np.unique(labels)
