@@ -42,6 +42,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     g.add_argument("--seed", type=int, default=None, help="phantoms: generator seed")
     g.add_argument("--balance", type=float, default=None, help="phantoms: fraction of class 1")
     g.add_argument("--label-noise", type=float, default=None, help="phantoms: fraction of flipped labels")
+    g.add_argument("--contrast", type=float, default=None, help="phantoms: lesion conspicuity (1 = default)")
     g.add_argument("--npz", default=None, help="MedMNIST: read this npz file instead of the cache/download")
     g.add_argument("--no-download", action="store_true", help="MedMNIST: never download")
     sh.set_defaults(func=run_show)
@@ -54,7 +55,7 @@ def _usage(parser: argparse.ArgumentParser) -> int:
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     out = {"size": args.size, "n_per_class": args.n_per_class, "seed": args.seed, "balance": args.balance,
-           "label_noise": args.label_noise, "npz": args.npz}
+           "label_noise": args.label_noise, "contrast": args.contrast, "npz": args.npz}
     if args.no_download:
         out["download"] = False
     return {k: v for k, v in out.items() if v is not None}
