@@ -29,6 +29,7 @@ from ttl.errors import ConfigError
 from ttl.models.cuts import CutInfo, cut_info, feature_info, stage_boundaries
 from ttl.provenance import read_json, write_result
 from ttl.train import TrainConfig, evaluate, fit, resolve_device
+from ttl.train.runs import run_params
 
 METRICS = ("auroc", "auprc", "balanced_accuracy", "f1", "loss")
 CUT_STRATEGIES = ("ttl", "lwft", "linear_probe", "transfusion", "scratch")
@@ -156,10 +157,8 @@ def _num_classes(dataset: Any) -> int:
 
 def _model_spec(ctx: _Context, cut: str) -> dict[str, Any]:
     # the same parameter blocks as `ttl train` and ttl.experiments, so run folders are interchangeable
-    return {"model": {"strategy": ctx.strategy, "arch": ctx.arch, "cut": cut, "source": str(ctx.source),
-                      "width": 0.5 if ctx.strategy == "transfusion" else 1.0, "slim_from": None,
-                      "num_classes": _num_classes(ctx.train)},
-            "data": {"dataset": getattr(ctx.train, "name", "unnamed"), **ctx.data_params}}
+    return run_params(ctx.strategy, ctx.arch, cut, ctx.source, 0.5 if ctx.strategy == "transfusion" else 1.0,
+                      None, _num_classes(ctx.train), getattr(ctx.train, "name", "unnamed"), **ctx.data_params)
 
 
 def trial_dir(out_dir: str | os.PathLike, cut: str, seed: int) -> Path:

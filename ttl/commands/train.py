@@ -66,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
     from ttl.cli import print_json
     from ttl.strategies import prepare
     from ttl.train import TrainConfig, fit
+    from ttl.train.runs import run_params
 
     data = load_splits(args)
     cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch, lr=args.lr, weight_decay=args.weight_decay,
@@ -76,9 +77,8 @@ def run(args: argparse.Namespace) -> int:
     model = prepare(args.strategy, args.arch, cut=args.cut, num_classes=_num_outputs(train), source=args.source,
                     width=args.width, slim_from=args.slim_from, seed=args.seed)
     out = Path(args.out or f"runs/{train.name}/{args.arch}-{args.strategy}-{args.cut or 'full'}-s{args.seed}")
-    params = {"model": {"strategy": args.strategy, "arch": args.arch, "cut": args.cut, "source": str(args.source),
-                        "width": args.width, "slim_from": args.slim_from, "num_classes": _num_outputs(train)},
-              "data": {"dataset": args.dataset, "root": args.root, **data_overrides(args)}}
+    params = run_params(args.strategy, args.arch, args.cut, args.source, args.width, args.slim_from,
+                        _num_outputs(train), args.dataset, root=args.root, **data_overrides(args))
     result = fit(model, train, data["val"], cfg, out_dir=out, test=data["test"], params=params)
     summary = {"result": str(result.path), "reused": result.reused, "best_epoch": result.best_epoch,
                "metrics": result.metrics}

@@ -15,6 +15,7 @@ from ttl.models import cut_info
 from ttl.stats import summarise_seeds
 from ttl.strategies import StrategySpec, prepare
 from ttl.train import TrainConfig, fit
+from ttl.train.runs import run_params
 
 __all__ = ["StrategySpec", "efficiency_table", "run_strategies", "summarise"]
 
@@ -40,10 +41,8 @@ def run_strategies(specs: list[StrategySpec], arch: str, source: str | os.PathLi
     for spec, seed in tqdm(jobs, desc=f"{arch} strategies", disable=None):
         model = prepare(spec.name, arch, cut=spec.cut, num_classes=len(data["train"].classes), source=source,
                         width=spec.width, slim_from=spec.slim_from, seed=seed)
-        params = {"model": {"strategy": spec.name, "arch": arch, "cut": spec.cut, "source": str(source),
-                            "width": spec.width, "slim_from": spec.slim_from,
-                            "num_classes": len(data["train"].classes)},
-                  "data": {"dataset": data["train"].name, **(data_params or {})}}
+        params = run_params(spec.name, arch, spec.cut, source, spec.width, spec.slim_from,
+                            len(data["train"].classes), data["train"].name, **(data_params or {}))
         run = Path(out_dir) / run_dir_name(spec, seed)
         res = fit(model, data["train"], data["val"], replace(cfg, seed=seed), out_dir=run,
                   test=data.get("test"), params=params)

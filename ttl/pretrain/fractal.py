@@ -30,6 +30,7 @@ from tqdm.auto import tqdm
 
 from ttl.errors import ConfigError
 from ttl.seeding import derive_seed
+from ttl.train.loop import resolve_device
 
 # Normalisation used by FractalDB's pre-training (on [0, 1] pixel values), 3 channels.
 FRACTAL_MEAN = (0.2, 0.2, 0.2)
@@ -46,15 +47,6 @@ _BURN_IN = 24      # chaos-game steps discarded per chain (transient towards the
 _STEPS = 64        # recorded steps per chain; chains per image = ceil(n_points / _STEPS)
 _REDRAWS = 3       # new weightings tried for a degenerate instance before the unweighted code
 _DIVERGED = 1e6    # coordinates beyond this are treated as escaped points
-
-
-def _device(device: str | torch.device | None) -> torch.device:
-    if device is None or str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device={device!r} was asked for but CUDA is not available; use 'cpu' or 'auto'")
-    return dev
 
 
 def _generator(seed: int, device: torch.device) -> torch.Generator:
@@ -233,7 +225,7 @@ def render(codes: torch.Tensor, n_points: int, size: int, seed: int,
         raise ConfigError(f"mode must be 'point' or 'patch', got {mode!r}")
     if n_points < 1 or size < 8:
         raise ConfigError(f"need n_points >= 1 and size >= 8, got n_points={n_points}, size={size}")
-    dev = _device(device)
+    dev = resolve_device(device)
     g = _generator(derive_seed(seed, "render"), dev)
     if chunk_points is None:
         chunk_points = 2**26 if dev.type == "cuda" else 2**21

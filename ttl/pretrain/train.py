@@ -29,6 +29,7 @@ from ttl.pretrain.fractal import FRACTAL_MEAN, FRACTAL_STD, default_points, make
 from ttl.provenance import (atomic_torch_save, atomic_write_bytes, atomic_write_json, git_commit,
                             hardware, params_hash, read_json, sha256_file, write_result)
 from ttl.seeding import derive_seed, seed_everything
+from ttl.train.loop import resolve_device
 
 MANIFEST_KEYS = (
     "arch", "file", "sha256", "num_params", "mean", "std", "image_size", "command", "git",
@@ -38,19 +39,6 @@ CHECKPOINT = "checkpoint.pt"
 DEFAULT_WEIGHTS_DIR = Path(__file__).resolve().parents[2] / "weights"
 # parameters that may change between a run and its resumption
 _RESUMABLE = ("epochs", "device", "amp")
-
-
-def resolve_device(device: str | torch.device | None) -> torch.device:
-    """``"auto"``/None -> CUDA when available else CPU; refuse CUDA when there is none."""
-    if device is None or str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except RuntimeError as exc:
-        raise ConfigError(f"device={device!r} is not a device: use auto, cpu or cuda") from exc
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device={device!r} was asked for but CUDA is not available: use cpu or auto")
-    return dev
 
 
 def build_classifier(arch: str, n_classes: int) -> nn.Module:

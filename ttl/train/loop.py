@@ -82,12 +82,16 @@ def data_key(dataset: Any) -> str:
     return h.hexdigest()[:20]
 
 
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    if str(device) == "auto":
+def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
+    """``"auto"``/None -> CUDA when available, else CPU; a clear error for CUDA without a GPU."""
+    if device is None or str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
+    try:
+        dev = torch.device(device)
+    except RuntimeError as exc:
+        raise ConfigError(f"device={device!r} is not a device: use auto, cpu or cuda") from exc
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device 'cuda' asked for but no CUDA GPU is available; use --device cpu")
+        raise ConfigError(f"device={device!r} was asked for but no CUDA GPU is available: use cpu or auto")
     return dev
 
 

@@ -11,6 +11,16 @@ from ttl.errors import DataError
 from ttl.provenance import read_json
 
 
+def run_params(strategy: str, arch: str, cut: str | None, source: object, width: float, slim_from: str | None,
+               num_classes: int, dataset: str, **data: Any) -> dict[str, Any]:
+    """The ``model`` and ``data`` blocks every run records (``ttl train``, :mod:`ttl.experiments`,
+    :mod:`ttl.search`): one layout, so run folders are interchangeable and :func:`load_run` can
+    rebuild any of them."""
+    return {"model": {"strategy": strategy, "arch": arch, "cut": cut, "source": str(source), "width": width,
+                      "slim_from": slim_from, "num_classes": num_classes},
+            "data": {"dataset": dataset, **data}}
+
+
 def load_run(run_dir: str | Path) -> tuple[torch.nn.Module, dict[str, Any]]:
     """Rebuild the model of a run folder with its trained weights; return it and the run's parameters.
 
