@@ -292,16 +292,21 @@ class NotebookRun:
     executed_path: str
     hash: str | None
     parameters: dict[str, Any]
+    executed_seconds: float | None = None  # how long its execution took (also for a reused one)
+
+
+def _stored(executed: Path) -> dict[str, Any]:
+    """This runner's metadata in an executed notebook ({} when absent or unreadable)."""
+    try:
+        entry = json.loads(executed.read_text()).get("metadata", {}).get(METADATA_KEY)
+    except (OSError, ValueError):
+        return {}
+    return entry if isinstance(entry, dict) else {}
 
 
 def stored_hash(executed: Path) -> str | None:
     """The run hash kept in an executed notebook's metadata (None when absent or unreadable)."""
-    try:
-        meta = json.loads(executed.read_text()).get("metadata", {})
-    except (OSError, ValueError):
-        return None
-    entry = meta.get(METADATA_KEY)
-    return entry.get("hash") if isinstance(entry, dict) else None
+    return _stored(executed).get("hash")
 
 
 def _error_cell(exc: Any, nb_path: Path) -> tuple[int | None, str]:
@@ -343,7 +348,7 @@ def execute_notebook(name: str, source: Path, executed: Path, parameters: Mappin
     shown = _display_path(executed, cwd)
     if not force and executed.is_file() and stored_hash(executed) == key:
         log(f"{name}: up to date, reusing {shown}")
-        return NotebookRun(name, "reused", 0.0, shown, key, params)
+        return NotebookRun(name, "reused", 0.0, shown, key, params, _stored(executed).get("seconds"))
     executed.parent.mkdir(parents=True, exist_ok=True)
     failed = executed.with_name(f"{executed.stem}.failed.ipynb")
     tmp = executed.with_name(f".{executed.stem}.{os.getpid()}.running.ipynb")
@@ -378,7 +383,7 @@ def execute_notebook(name: str, source: Path, executed: Path, parameters: Mappin
     tmp.unlink(missing_ok=True)
     failed.unlink(missing_ok=True)
     log(f"{name}: done in {seconds:.1f} s")
-    return NotebookRun(name, "executed", seconds, shown, key, params)
+    return NotebookRun(name, "executed", seconds, shown, key, params, round(seconds, 2))
 
 
 # --------------------------------------------------------------------------------------------
