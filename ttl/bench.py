@@ -169,7 +169,7 @@ def bench_sweep(arch: str, dataset: str = "phantom-mid", source: str = "fractal"
         results[kind] = res
         out[kind] = {"wall_s": time.perf_counter() - t0, "chosen_cut": res.chosen_cut, "chosen_val": res.chosen_val,
                      "chosen_test": (res.chosen_test or {}).get("mean"), "cost": res.cost,
-                     "cuts_trained": sorted({t.cut for t in res.trials}, key=[c for c in cut_points(arch)].index)}
+                     "cuts_trained": sorted({t.cut for t in res.trials}, key=cut_points(arch).index)}
     out["compare"] = compare(results["hierarchical"], results["exhaustive"])
     out["wall_ratio"] = out["hierarchical"]["wall_s"] / out["exhaustive"]["wall_s"]
     out.update(arch=arch, dataset=dataset, source=source, epochs=epochs, batch=batch, seeds=list(seeds),

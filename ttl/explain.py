@@ -125,14 +125,14 @@ def to_display(images: torch.Tensor | np.ndarray, mean: Sequence[float], std: Se
 def model_inputs(model: nn.Module, images: Any, size: int | None = None) -> torch.Tensor:
     """uint8 images (N, C, H, W) (a tensor, array or dataset) -> the model's normalised input."""
     from ttl.models.sources import normalization
-    from ttl.train.batches import Preprocess, prepare_batch
+    from ttl.train.batches import normalised_images
 
     raw = getattr(images, "images", images)
     x = torch.as_tensor(np.asarray(raw)) if not isinstance(raw, torch.Tensor) else raw
     if x.dtype != torch.uint8 or x.ndim != 4:
         raise ConfigError(f"model_inputs: expected uint8 (N, C, H, W) images, got {x.dtype} {tuple(x.shape)}")
     mean, std = normalization(getattr(model, "source", "imagenet"), getattr(model, "arch", None))
-    return prepare_batch(x, Preprocess(size or int(x.shape[-1]), mean, std))
+    return normalised_images(x, size, mean, std)
 
 
 def _model_norm(model: nn.Module, mean: Sequence[float] | None,

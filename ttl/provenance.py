@@ -182,7 +182,12 @@ def stopwatch() -> Iterator[dict[str, float]]:
         t["seconds"] = time.perf_counter() - start
 
 
+def stable_hash(obj: Any, length: int = 20) -> str:
+    """Hex sha256 of a JSON-able object, independent of key order."""
+    text = json.dumps(_jsonable(obj), sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:length]
+
+
 def params_hash(params: Mapping[str, Any]) -> str:
     """A short stable hash of a parameter mapping (to tell whether a run can be reused)."""
-    text = json.dumps(_jsonable(dict(params)), sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    return stable_hash(dict(params), 16)

@@ -8,7 +8,6 @@ once its ``meta.json`` exists: it is written last, and every file is written ato
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Mapping
@@ -17,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from ttl.provenance import _jsonable, atomic_write, atomic_write_json, read_json
+from ttl.provenance import atomic_write, atomic_write_json, read_json
 
 CACHE_ENV = "TTL_CACHE"
 
@@ -33,12 +32,6 @@ def cache_dir(override: str | os.PathLike | None = None) -> Path:
     path = path.expanduser()
     path.mkdir(parents=True, exist_ok=True)
     return path
-
-
-def stable_hash(obj: Any, length: int = 20) -> str:
-    """Hex digest of a JSON-able object, independent of key order."""
-    text = json.dumps(_jsonable(obj), sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:length]
 
 
 def atomic_save_npy(path: str | os.PathLike, array: np.ndarray) -> Path:

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from ttl.errors import ConfigError, DataError
+from ttl.provenance import stable_hash
 
 from . import cache as _cache
 from .dataset import ImageDataset
@@ -56,7 +57,7 @@ def _check_overrides(m: Manifest, overrides: Mapping[str, Any]) -> None:
 def _cached(m: Manifest, split: str, key_parts: Mapping[str, Any], use_cache: bool,
             cache: str | os.PathLike | None, make: Any) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """Arrays from the cache entry for ``key_parts``, or ``make()`` and store them."""
-    key = _cache.stable_hash({"manifest": m.data, "split": split, **key_parts})
+    key = stable_hash({"manifest": m.data, "split": split, **key_parts})
     folder = _cache.entry_dir(m.name, f"{split}-{key}", cache) if use_cache else None
     if folder is not None:
         hit = _cache.load_arrays(folder)

@@ -23,18 +23,14 @@ from tqdm.auto import tqdm
 from ttl.analysis.capture import capture
 from ttl.metrics import compute_metrics
 from ttl.models import build, feature_info, normalization
-from ttl.train.batches import Preprocess, prepare_batch
+from ttl.train.batches import normalised_images
 from ttl.train.loop import resolve_device
 
 
 def dataset_tensor(dataset: Any, size: int | None, source: str, arch: str, device: torch.device,
                    batch_size: int = 256) -> torch.Tensor:
     """The whole dataset as normalised float images (N, 3, S, S) on ``device`` (no augmentation)."""
-    mean, std = normalization(source, arch)
-    images = torch.as_tensor(np.asarray(dataset.images))
-    prep = Preprocess(size or int(images.shape[-1]), mean, std)
-    return torch.cat([prepare_batch(images[i:i + batch_size].to(device), prep)
-                      for i in range(0, len(images), batch_size)])
+    return normalised_images(dataset, size, *normalization(source, arch), device=device, batch_size=batch_size)
 
 
 def cut_features(model: torch.nn.Module, arch: str, images: torch.Tensor, cuts: list[str] | None = None,

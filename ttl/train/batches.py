@@ -95,6 +95,15 @@ def prepare_batch(x: torch.Tensor, prep: Preprocess, generator: torch.Generator 
     return x
 
 
+def normalised_images(images: object, size: int | None, mean: tuple[float, ...], std: tuple[float, ...],
+                      device: torch.device | str = "cpu", batch_size: int = 256) -> torch.Tensor:
+    """A whole uint8 image set (N, C, H, W: tensor, array or a dataset's ``images``) as normalised
+    float images (N, 3, S, S) on ``device``, without augmentation, converted batch by batch."""
+    x = _as_tensor(getattr(images, "images", images))
+    prep = Preprocess(size or int(x.shape[-1]), tuple(mean), tuple(std))
+    return torch.cat([prepare_batch(x[i:i + batch_size].to(device), prep) for i in range(0, len(x), batch_size)])
+
+
 class DeviceBatches:
     """Iterate ``(x, y)`` batches of a uint8 dataset, prepared on ``device``."""
 

@@ -6,7 +6,6 @@ interrupted run resumes where it stopped), and ``result.json`` with full provena
 from __future__ import annotations
 
 import contextlib
-import copy
 import math
 import time
 from collections.abc import Callable
@@ -323,7 +322,3 @@ def fit(model: nn.Module, train: Any, val: Any, cfg: TrainConfig | None = None,
         ckpt_path.unlink(missing_ok=True)
     return result
 
-
-def clone_model(model: nn.Module) -> nn.Module:
-    """A deep copy (to compare trained against source weights)."""
-    return copy.deepcopy(model)
