@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 import torch
 
 from tiny import tiny_dataset
@@ -56,3 +57,52 @@ def test_flips_only_keep_the_whole_image_and_manifest_augmentations_are_used():
     assert augmentations(TrainConfig(), ds) == ("hflip", "vflip")
     assert augmentations(TrainConfig(augment=False), ds) == ()
     assert augmentations(TrainConfig(), tiny_dataset(4)) == ("random-resized-crop",)
+
+
+def test_batches_after_the_first_build_no_tensors_from_host_values(monkeypatch):
+    # On a GPU, a tensor built from Python values per batch is a blocking copy that stalls every step.
+    ds = tiny_dataset(32, size=32)
+    batches = DeviceBatches(ds, 8, torch.device("cpu"), PREP, shuffle=True, seed=0)
+    first = next(iter(batches.epoch(0)))[0]
+    made = []
+    real_tensor = torch.tensor
+    monkeypatch.setattr(torch, "tensor", lambda *a, **k: made.append(a) or real_tensor(*a, **k))
+    again = [x for x, _ in batches.epoch(0)]
+    assert made == []
+    assert torch.equal(again[0], first)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_a_cuda_epoch_and_its_training_steps_never_synchronise_the_host():
+    from ttl.models import build
+    from ttl.train.loop import make_optimizer
+
+    dev = torch.device("cuda")
+    ds = tiny_dataset(64, size=32)
+    prep = Preprocess(32, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25), augment=("random-resized-crop", "hflip"),
+                      channels_last=True)
+    batches = DeviceBatches(ds, 16, dev, prep, shuffle=True, seed=0, drop_last=True)
+    model = build("resnet18", "layer2.1", num_classes=2, source="scratch").to(dev)
+    model = model.to(memory_format=torch.channels_last)
+    opt = make_optimizer(list(model.parameters()), 1e-3, 1e-4, dev)
+    loss_fn = torch.nn.CrossEntropyLoss()
+
+    def run_epoch(epoch: int) -> torch.Tensor:
+        total = torch.zeros((), device=dev)
+        for x, y in batches.epoch(epoch):
+            with torch.autocast("cuda", dtype=torch.bfloat16):
+                loss = loss_fn(model(x).float(), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            total += loss.detach()
+        return total
+
+    run_epoch(0)  # warm-up: cuDNN autotuning, optimizer state, cached constants
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        total = run_epoch(1)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert torch.isfinite(total).item()

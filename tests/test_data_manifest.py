@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import yaml
 
@@ -96,3 +98,20 @@ def test_yaml_syntax_error_names_line(tmp_path):
 def test_unknown_name_lists_known_ones():
     with pytest.raises(DataError, match=r"unknown dataset 'no-such-set'.*phantom-low"):
         load_manifest("no-such-set")
+
+
+def test_manifest_folder_comes_from_TTL_MANIFEST_DIR_with_a_clear_error_when_missing(tmp_path):
+    import subprocess
+    import sys
+
+    (tmp_path / "mine.yaml").write_text((MANIFEST_DIR / "phantom-low.yaml").read_text().replace(
+        "name: phantom-low", "name: mine"))
+    code = ("from ttl.data.manifest import list_datasets, load_manifest\n"
+            "print(list_datasets())\n"
+            "try:\n    load_manifest('phantom-low')\nexcept Exception as e:\n    print(e)\n")
+    env = {**os.environ, "TTL_MANIFEST_DIR": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    assert "['mine']" in out and "unknown dataset 'phantom-low'" in out and "known datasets: mine" in out
+    env["TTL_MANIFEST_DIR"] = str(tmp_path / "absent")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    assert "does not exist" in out and "TTL_MANIFEST_DIR" in out

@@ -21,7 +21,10 @@ from typing import Any
 
 from ttl.errors import DataError
 
-MANIFEST_DIR = Path(__file__).resolve().parent.parent.parent / "data_manifests"
+# The repository's data_manifests/ (the package is installed editable from the repository);
+# TTL_MANIFEST_DIR points elsewhere, e.g. for a non-editable install or a private set of manifests.
+MANIFEST_DIR = Path(os.environ.get("TTL_MANIFEST_DIR")
+                    or Path(__file__).resolve().parent.parent.parent / "data_manifests")
 TASKS = ("binary", "multiclass", "multilabel")
 KINDS = ("folder", "medmnist", "phantom")
 SPLIT_RULES = ("random", "column", "file", "per_file", "official", "generated")
@@ -308,6 +311,10 @@ def load_manifest(name_or_path: str | os.PathLike | Manifest | Mapping[str, Any]
     if not (path.suffix in (".yaml", ".yml") or path.exists() or os.sep in text):
         path = MANIFEST_DIR / f"{text}.yaml"
         if not path.is_file():
+            if not MANIFEST_DIR.is_dir():
+                raise DataError(f"unknown dataset {text!r}: the manifest folder {MANIFEST_DIR} does not exist; "
+                                "install ttl editable from the repository (pip install -e .) or set "
+                                "TTL_MANIFEST_DIR to a folder of manifests")
             raise DataError(f"unknown dataset {text!r}: no manifest {path}; "
                             f"known datasets: {', '.join(list_datasets()) or 'none'}")
     if not path.is_file():

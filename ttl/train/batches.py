@@ -11,6 +11,7 @@ was interrupted or not.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -76,6 +77,16 @@ def random_augment(x: torch.Tensor, size: int, augment: tuple[str, ...], scale: 
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
 
 
+@functools.lru_cache(maxsize=64)
+def _normaliser(mean: tuple[float, ...], std: tuple[float, ...], device: torch.device,
+                dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and std as (1, C, 1, 1) tensors on ``device``, made once: building them per batch is a
+    blocking host-to-device copy, which would stall the GPU at every step."""
+    def make(values: tuple[float, ...]) -> torch.Tensor:
+        return torch.tensor(values, dtype=dtype).view(1, -1, 1, 1).to(device)
+    return make(mean), make(std)
+
+
 def prepare_batch(x: torch.Tensor, prep: Preprocess, generator: torch.Generator | None = None) -> torch.Tensor:
     """uint8 (N, C, H, W) on the device -> normalised float (N, 3, S, S)."""
     x = x.float().div_(255.0)
@@ -87,8 +98,7 @@ def prepare_batch(x: torch.Tensor, prep: Preprocess, generator: torch.Generator 
                           align_corners=False, antialias=True)
     if x.shape[1] == 1:
         x = x.expand(-1, 3, -1, -1)
-    mean = torch.tensor(prep.mean, device=x.device, dtype=x.dtype).view(1, -1, 1, 1)
-    std = torch.tensor(prep.std, device=x.device, dtype=x.dtype).view(1, -1, 1, 1)
+    mean, std = _normaliser(tuple(prep.mean), tuple(prep.std), x.device, x.dtype)
     x = (x - mean) / std
     if prep.channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
@@ -147,7 +157,10 @@ class DeviceBatches:
         if self.drop_last and chunks and len(chunks[-1]) < self.batch_size:
             chunks = chunks[:-1]
         if self.resident:
-            order_dev = order.to(self.device)
+            if self.device.type == "cuda":  # an asynchronous copy: no host sync at the epoch start
+                order_dev = order.pin_memory().to(self.device, non_blocking=True)
+            else:
+                order_dev = order.to(self.device)
             for i in range(0, len(chunks) * self.batch_size, self.batch_size):
                 idx = order_dev[i:i + self.batch_size]
                 yield prepare_batch(self.images[idx], self.prep, gen), self.labels[idx]
