@@ -30,10 +30,12 @@ def test_help_for_every_command(cmd):
 def test_bench_runs_tiny_on_cpu(capsys, tmp_path):
     out = tmp_path / "bench.json"
     assert main(["bench", "train", "--arch", "resnet18", "--cut", "layer1.1", "--size", "32", "--batch", "4",
-                 "--steps", "2", "--warmup", "1", "--repeats", "1", "--dataset-images", "16", "--device", "cpu",
+                 "--steps", "2", "--warmup", "1", "--repeats", "3", "--dataset-images", "16", "--device", "cpu",
                  "--out", str(out), "--json"]) == 0
     res = json.loads(capsys.readouterr().out)
     assert res["real_img_s"] > 0 and res["bound_img_s"] > 0 and "CPU" in res["note"]
+    assert res["repeats"] == len(res["real_samples"]) == len(res["bound_samples"]) == 3
+    assert res["ratio"] == pytest.approx(res["real_img_s"] / res["bound_img_s"])
     assert json.loads(out.read_text())["provenance"]["params"]["arch"] == "resnet18"
     assert main(["bench", "infer", "--arch", "resnet18", "--cuts", "stem", "layer2.1", "--size", "32",
                  "--throughput-batch", "2", "--repeats", "2", "--warmup", "1", "--json"]) == 0

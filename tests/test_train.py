@@ -117,5 +117,6 @@ def test_a_run_on_other_data_is_not_reused(tmp_path):
     train, val, _ = _data()
     fit(_model(), train, val, TrainConfig(**{**CFG, "epochs": 1}), out_dir=tmp_path)
     other = tiny_dataset(64, seed=9)
-    again = fit(_model(), other, val, TrainConfig(**{**CFG, "epochs": 1}), out_dir=tmp_path)
+    with pytest.warns(UserWarning, match="made with other parameters; training now replaces it"):
+        again = fit(_model(), other, val, TrainConfig(**{**CFG, "epochs": 1}), out_dir=tmp_path)
     assert not again.reused

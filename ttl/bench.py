@@ -118,9 +118,13 @@ def bench_train(arch: str = "resnet50", cut: str | None = None, size: int = 224,
         torch.cuda.reset_peak_memory_stats(dev)
     model.train()
     results: dict[str, list[float]] = {"real": [], "bound": []}
-    for name, fn in (("bound", bound_step), ("real", real_step), ("bound", bound_step), ("real", real_step)):
-        _steps_per_s(fn, warmup, dev)
-        for _ in range(max(1, repeats // 2 + repeats % 2)):
+    # two interleaved rounds (bound, real, bound, real) so that drifts in clock or temperature hit both
+    rounds = [(repeats + 1) // 2, repeats // 2]
+    for n_timed, name, fn in ((rounds[0], "bound", bound_step), (rounds[0], "real", real_step),
+                              (rounds[1], "bound", bound_step), (rounds[1], "real", real_step)):
+        if n_timed:
+            _steps_per_s(fn, warmup, dev)
+        for _ in range(n_timed):
             results[name].append(_steps_per_s(fn, steps, dev) * batch)
     real = statistics.median(results["real"])
     bound = statistics.median(results["bound"])

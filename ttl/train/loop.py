@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -227,6 +228,8 @@ def fit(model: nn.Module, train: Any, val: Any, cfg: TrainConfig | None = None,
                              wall_time_s=prov.get("wall_time_s"))
             return FitResult(model, done["history"], done["best_epoch"], done["metrics"], out / "result.json",
                              reused=True)
+        warnings.warn(f"{out}: the finished run there was made with other parameters; training now "
+                      "replaces it (give each parameter set its own runs folder to keep both)", stacklevel=2)
 
     seed_everything(cfg.seed, deterministic=device.type == "cpu")
     if device.type == "cuda":
