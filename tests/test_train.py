@@ -32,6 +32,8 @@ def test_two_epochs_beat_chance_and_write_result(tmp_path):
     assert prov["params"]["note"] == "x" and prov["params"]["train"]["epochs"] == 2
     assert {"git", "packages", "hardware", "wall_time_s"} <= set(prov)
     assert prov["packages"]["torch"].startswith("2.")
+    assert prov["hardware"]["cpu_capability"] in ("DEFAULT", "NO AVX", "AVX2", "AVX512", "ZVECTOR", "VSX", "SVE256")
+    assert prov["hardware"]["cpu_count"] >= 1 and "cpu_model" in prov["hardware"]
     assert doc["model"]["params"] == sum(p.numel() for p in res.model.parameters())
     assert not (tmp_path / "checkpoint.pt").exists()
     again = fit(_model(), train, val, TrainConfig(**CFG), out_dir=tmp_path, test=test, params={"note": "x"})

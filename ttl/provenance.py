@@ -127,14 +127,41 @@ def package_versions(names: tuple[str, ...] = PACKAGES) -> dict[str, str | None]
     return out
 
 
+# the instruction-set extensions that decide which CPU kernels oneDNN and PyTorch pick
+_VECTOR_FLAGS = ("avx", "avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx512_bf16",
+                 "avx512_fp16", "amx_tile", "amx_bf16", "amx_int8", "asimd", "sve")
+
+
+def cpu_info() -> dict[str, Any]:
+    """The CPU's model name and vector extensions (from ``/proc/cpuinfo`` on Linux)."""
+    model, flags = None, set()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                key = key.strip().lower()
+                if key == "model name" and model is None:
+                    model = value.strip()
+                elif key in ("flags", "features") and not flags:
+                    flags = set(value.split())
+    except OSError:
+        pass
+    return {"cpu_model": model or platform.processor() or None,
+            "cpu_vector_flags": [f for f in _VECTOR_FLAGS if f in flags]}
+
+
 def hardware(device: Any = None) -> dict[str, Any]:
-    """CPU, core count and, when CUDA is used, the GPU's name and memory."""
+    """CPU model and vector instruction set, core count and, when CUDA is used, the GPU's name and
+    memory. CPU numbers are bit-reproducible on the same kind of CPU; another instruction set
+    (AVX2 vs AVX512, ...) selects other kernels and moves results in the last digits."""
     import torch
 
     info: dict[str, Any] = {
         "platform": platform.platform(),
         "machine": platform.machine(),
         "processor": platform.processor() or None,
+        **cpu_info(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "device": str(device) if device is not None else "cpu",
