@@ -64,29 +64,31 @@ def _phrases() -> list[str]:
         f"with {int(search.search_trainings)} trainings instead of {int(search.sweep_trainings)} "
         f"({search.seconds_ratio:.1f} of the sweep's CPU time)",
         f"chose `{search.search_choice}` on validation AUROC, the exhaustive sweep's best cut too "
-        f"(rank {int(search.rank_in_sweep)} of {int(search.n_cuts)})" if search.found_best else
-        f"chose `{search.search_choice}`",
+        f"(rank {int(search.rank_in_sweep)} of {int(search.n_cuts)})",
     ]
     # chapter 2: where each phantom level stops or starts to be learned
     low_deep = sweep[(sweep.dataset == "phantom-low") & (sweep.cut_index >= 5)].test_auroc
     assert 0.50 <= low_deep.min() and low_deep.max() <= 0.60, "prose: 0.50-0.60 from layer3.0 on"
     high = sweep[(sweep.dataset == "phantom-high") & (sweep.cut_index >= 3)].test_auroc
     assert high.min() >= 0.975, "prose: phantom-high at 0.98-1.00 from layer2.0 on"
-    # chapter 3: similarity between the source and the finetuned network
-    for measure, name in (("svcca", "mean SVCCA"), ("cka", "Linear CKA")):
-        m = sim[sim.measure == measure].set_index("block")
-        upto = m.loc["stem":"layer3.1"]
-        fmt = (f"falls from {m.value['stem']:.2f} at the stem to {m.value['layer3.1']:.2f} at `layer3.1`, far "
-               f"above the random-feature band ({upto.baseline_mean.min():.2f}-{upto.baseline_mean.max():.2f})"
-               if measure == "svcca" else
-               f"falls from {m.value['stem']:.2f} (stem) to {m.value['layer3.1']:.2f} (`layer3.1`) against a band "
-               f"of {upto.baseline_mean.min():.2f}-{upto.baseline_mean.max():.2f}")
-        phrases.append(f"{name} {'between the source and the finetuned network ' if measure == 'svcca' else ''}"
-                       + fmt)
-        top = f"{m.value['layer4.0']:.2f}/{m.value['layer4.1']:.2f}"
-        phrases.append(f"it is {top}, *below* the random band ({m.baseline_mean['layer4.0']:.2f})"
-                       if measure == "svcca" else
-                       f"ends at {top} for the `layer4` blocks against a band of {m.baseline_mean['layer4.0']:.2f}")
+    # chapter 3: similarity between the source and the finetuned network, against random features
+    svcca, cka = (sim[sim.measure == m].set_index("block") for m in ("svcca", "cka"))
+
+    def band(m: pd.DataFrame) -> str:
+        below = m.loc["stem":"layer3.1"].baseline_mean
+        return f"{below.min():.2f}-{below.max():.2f}"
+
+    def top(m: pd.DataFrame) -> str:
+        return f"{m.value['layer4.0']:.2f}/{m.value['layer4.1']:.2f}"
+
+    phrases += [
+        f"mean SVCCA between the source and the finetuned network falls from {svcca.value['stem']:.2f} at the "
+        f"stem to {svcca.value['layer3.1']:.2f} at `layer3.1`, far above the random-feature band ({band(svcca)})",
+        f"it is {top(svcca)}, *below* the random band ({svcca.baseline_mean['layer4.0']:.2f})",
+        f"Linear CKA falls from {cka.value['stem']:.2f} (stem) to {cka.value['layer3.1']:.2f} (`layer3.1`) "
+        f"against a band of {band(cka)}",
+        f"ends at {top(cka)} for the `layer4` blocks against a band of {cka.baseline_mean['layer4.0']:.2f}",
+    ]
     # chapter 4: deletion faithfulness
     l11, whole = faith.loc["ttl(layer1.1)"], faith.loc["full"]
     phrases.append(f"for the `layer1.1` model (area {l11.auc:.2f} against {l11.random_auc:.2f}; "

@@ -122,3 +122,12 @@ def test_a_run_on_other_data_is_not_reused(tmp_path):
     with pytest.warns(UserWarning, match="made with other parameters; training now replaces it"):
         again = fit(_model(), other, val, TrainConfig(**{**CFG, "epochs": 1}), out_dir=tmp_path)
     assert not again.reused
+
+
+def test_a_finished_run_without_its_weights_is_trained_again_without_a_warning(tmp_path, recwarn):
+    train, val, _ = _data()
+    fit(_model(), train, val, TrainConfig(**{**CFG, "epochs": 1}), out_dir=tmp_path)
+    (tmp_path / "model.pt").unlink()
+    again = fit(_model(), train, val, TrainConfig(**{**CFG, "epochs": 1}), out_dir=tmp_path)
+    assert not again.reused and (tmp_path / "model.pt").exists()
+    assert not [w for w in recwarn if "other parameters" in str(w.message)]

@@ -228,8 +228,9 @@ def fit(model: nn.Module, train: Any, val: Any, cfg: TrainConfig | None = None,
                              wall_time_s=prov.get("wall_time_s"))
             return FitResult(model, done["history"], done["best_epoch"], done["metrics"], out / "result.json",
                              reused=True)
-        warnings.warn(f"{out}: the finished run there was made with other parameters; training now "
-                      "replaces it (give each parameter set its own runs folder to keep both)", stacklevel=2)
+        if done.get("params_hash") != key:  # (same parameters but no model.pt: simply trained again)
+            warnings.warn(f"{out}: the finished run there was made with other parameters; training now "
+                          "replaces it (give each parameter set its own runs folder to keep both)", stacklevel=2)
 
     seed_everything(cfg.seed, deterministic=device.type == "cpu")
     if device.type == "cuda":
