@@ -1,13 +1,16 @@
 import json
 
+import numpy as np
 import pytest
 import torch
 from scipy.special import expit
 
 from tiny import tiny_dataset
+from ttl.errors import TrainingDivergedError
 from ttl.metrics import compute_metrics
 from ttl.strategies import prepare
 from ttl.train import TrainConfig, evaluate, fit
+from ttl.train.loop import predictions_path
 
 CFG = dict(epochs=2, batch_size=16, lr=3e-3, n_boot=0, progress=False, patience=0)
 
@@ -111,8 +114,54 @@ def test_reused_run_is_scored_on_a_test_set_it_was_not_given(tmp_path):
     fit(_model(), train, val, TrainConfig(**{**CFG, "epochs": 1}), out_dir=tmp_path)
     again = fit(_model(), train, val, TrainConfig(**{**CFG, "epochs": 1}), out_dir=tmp_path, test=test)
     assert again.reused and again.metrics["test"]["n"] == len(test)
-    assert json.loads((tmp_path / "result.json").read_text())["metrics"]["test"]["auroc"]["value"] == \
-        pytest.approx(again.metrics["test"]["auroc"]["value"])
+    direct = evaluate(again.model, test, TrainConfig(**{**CFG, "epochs": 1}))
+    assert again.metrics["test"]["auroc"]["value"] == pytest.approx(direct["auroc"]["value"])
+    assert again.metrics["test"]["loss"] == pytest.approx(direct["loss"], rel=1e-5)
+    with np.load(predictions_path(tmp_path, test)) as f:  # kept for paired tests without rerunning the model
+        assert f["labels"].tolist() == test.labels.tolist() and f["scores"].shape == (len(test),)
+
+
+def test_reading_a_finished_run_never_rewrites_it(tmp_path):
+    train, val, test = _data()
+    fit(_model(), train, val, TrainConfig(**{**CFG, "epochs": 1}), out_dir=tmp_path)
+    before = (tmp_path / "result.json").read_bytes()
+    again = fit(_model(), train, val, TrainConfig(**{**CFG, "epochs": 1}), out_dir=tmp_path, test=test)
+    assert again.reused and "test" in again.metrics
+    assert (tmp_path / "result.json").read_bytes() == before
+
+
+def test_runtime_and_scoring_options_do_not_change_the_run_key(tmp_path):
+    """Changing the progress bar, the bootstrap count, compile or the device string reuses the run."""
+    train, val, _ = _data()
+    first = fit(_model(), train, val, TrainConfig(**{**CFG, "epochs": 1}), out_dir=tmp_path)
+    for change in ({"progress": True}, {"n_boot": 7}, {"device": "cpu"}, {"channels_last": False}):
+        again = fit(_model(), train, val, TrainConfig(**{**CFG, "epochs": 1, **change}), out_dir=tmp_path)
+        assert again.reused, change
+        assert again.history == first.history
+    again = fit(_model(), train, val, TrainConfig(**{**CFG, "epochs": 1, "weight_decay": 0.0}), out_dir=tmp_path)
+    assert not again.reused  # a parameter that changes the model does retrain
+
+
+def test_stop_reason_and_epoch_cap_are_recorded(tmp_path):
+    train, val, _ = _data()
+    capped = fit(_model(), train, val, TrainConfig(**CFG), out_dir=tmp_path / "a")
+    assert capped.stop_reason == "epoch_cap" and len(capped.history) == CFG["epochs"]
+    doc = json.loads((tmp_path / "a" / "result.json").read_text())
+    assert doc["stop_reason"] == "epoch_cap" and doc["epochs_cap"] == CFG["epochs"]
+    cfg = TrainConfig(**{**CFG, "epochs": 8, "patience": 1, "lr": 1e-9, "schedule": "constant"})
+    stopped = fit(_model(), train, val, cfg, out_dir=tmp_path / "b")
+    assert stopped.stop_reason == "patience" and len(stopped.history) < 8
+    assert json.loads((tmp_path / "b" / "result.json").read_text())["stop_reason"] == "patience"
+
+
+def test_a_diverged_run_fails_and_is_never_stored_as_finished(tmp_path):
+    train, val, _ = _data()
+    model = _model()
+    with torch.no_grad():  # poison one weight: the first forward pass makes the loss NaN
+        model.head.weight[0, 0] = float("nan")
+    with pytest.raises(TrainingDivergedError, match="non-finite"):
+        fit(model, train, val, TrainConfig(**CFG), out_dir=tmp_path)
+    assert not (tmp_path / "result.json").exists() and not (tmp_path / "model.pt").exists()
 
 
 def test_a_run_on_other_data_is_not_reused(tmp_path):

@@ -21,3 +21,7 @@ class ChecksumError(TTLError, RuntimeError):
 
 class DataError(TTLError, ValueError):
     """A dataset, manifest, label file or image is missing, malformed or inconsistent."""
+
+
+class TrainingDivergedError(TTLError, RuntimeError):
+    """A training's loss or weights became non-finite: the run is failed, never stored as finished."""

@@ -19,10 +19,10 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from ttl.errors import ConfigError
+from ttl.errors import ConfigError, TrainingDivergedError
 from ttl.metrics import compute_metrics, scores_from_logits
 from ttl.models.sources import normalization
-from ttl.provenance import atomic_torch_save, params_hash, read_json, write_result
+from ttl.provenance import atomic_torch_save, atomic_write, atomic_write_json, params_hash, read_json, write_result
 from ttl.seeding import seed_everything
 from ttl.train.batches import DeviceBatches, Preprocess
 
@@ -59,6 +59,19 @@ class TrainConfig:
             raise ConfigError("epochs and batch_size must be >= 1 and lr > 0")
 
 
+# TrainConfig fields that do not change the trained model: how it runs (device, progress bar,
+# compilation, memory layout) and how it is scored (bootstrap resamples). They are recorded in
+# provenance but left out of the run key, so changing them never retrains a finished run.
+RUNTIME_FIELDS = ("device", "progress", "n_boot", "compile", "channels_last")
+
+
+def run_key_params(cfg: TrainConfig, params: dict[str, Any] | None, data_keys: dict[str, str]) -> dict[str, Any]:
+    """What decides a trained model: the config without :data:`RUNTIME_FIELDS`, the caller's
+    model/data blocks and the training/validation data fingerprints."""
+    train = {k: v for k, v in asdict(cfg).items() if k not in RUNTIME_FIELDS}
+    return {"train": train, **(params or {}), "data_key": dict(data_keys)}
+
+
 @dataclass
 class FitResult:
     model: nn.Module
@@ -68,6 +81,7 @@ class FitResult:
     path: Path | None = None
     reused: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+    stop_reason: str | None = None  # "patience" (early stop) | "epoch_cap" (ran out of epochs)
 
 
 def data_key(dataset: Any) -> str:
@@ -212,22 +226,19 @@ def fit(model: nn.Module, train: Any, val: Any, cfg: TrainConfig | None = None,
     """
     cfg = cfg or TrainConfig()
     device = resolve_device(cfg.device)
-    record = {"train": asdict(cfg), **(params or {})}
-    record["train"]["device"] = str(device)
-    record["data_key"] = {"train": data_key(train), "val": data_key(val)}  # other data: not reused
-    key = params_hash(record)
+    keyed = run_key_params(cfg, params, {"train": data_key(train), "val": data_key(val)})
+    key = params_hash(keyed)
+    record = {**keyed, "train": {**asdict(cfg), "device": str(device)}}  # provenance keeps everything
     out = Path(out_dir) if out_dir is not None else None
     if out is not None and (out / "result.json").exists():
         done = read_json(out / "result.json")
         if done.get("params_hash") == key and (out / "model.pt").exists():
             model.load_state_dict(torch.load(out / "model.pt", map_location="cpu", weights_only=True))
-            if test is not None and "test" not in done["metrics"]:  # e.g. a search trial, now reported
-                done["metrics"]["test"] = evaluate(model, test, cfg, device)
-                prov = done.pop("provenance")
-                write_result(out / "result.json", done, prov["params"], device=device,
-                             wall_time_s=prov.get("wall_time_s"))
-            return FitResult(model, done["history"], done["best_epoch"], done["metrics"], out / "result.json",
-                             reused=True)
+            metrics = dict(done["metrics"])
+            if test is not None:  # e.g. a search trial, now reported: scored beside, result.json untouched
+                metrics["test"] = _test_metrics(model, test, cfg, device, out)
+            return FitResult(model, done["history"], done["best_epoch"], metrics, out / "result.json",
+                             reused=True, stop_reason=done.get("stop_reason"))
         if done.get("params_hash") != key:  # (same parameters but no model.pt: simply trained again)
             warnings.warn(f"{out}: the finished run there was made with other parameters; training now "
                           "replaces it (give each parameter set its own runs folder to keep both)", stacklevel=2)
@@ -266,8 +277,10 @@ def fit(model: nn.Module, train: Any, val: Any, cfg: TrainConfig | None = None,
 
     bar = tqdm(range(start_epoch, cfg.epochs), initial=start_epoch, total=cfg.epochs, desc="epochs",
                disable=None if cfg.progress is None else not cfg.progress, leave=False)
+    stop_reason = "epoch_cap"
     for epoch in bar:
         if cfg.patience and bad_epochs >= cfg.patience:
+            stop_reason = "patience"
             break
         t0 = time.perf_counter()
         model.train()
@@ -289,10 +302,17 @@ def fit(model: nn.Module, train: Any, val: Any, cfg: TrainConfig | None = None,
                 sched.step()
             loss_sum += loss.detach() * len(y)
             seen += len(y)
+        train_loss = float(loss_sum) / max(seen, 1)
+        if not math.isfinite(train_loss) or not _weights_finite(model):
+            raise TrainingDivergedError(
+                f"training diverged at epoch {epoch}: the {'loss' if not math.isfinite(train_loss) else 'weights'}"
+                f" became non-finite (lr={cfg.lr:g}); the run is not stored as finished"
+                + (f" (last good checkpoint kept in {out})" if out is not None else "")
+                + ". Fix: lower the learning rate or check the data for NaN/Inf values.")
         val_auroc, val_loss = _auroc_only(model, val, cfg, device)
         if cfg.schedule == "plateau":
             sched.step(val_auroc)
-        row = {"epoch": epoch, "train_loss": float(loss_sum) / max(seen, 1), "val_loss": val_loss,
+        row = {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss,
                "val_auroc": val_auroc, "lr": opt.param_groups[0]["lr"],
                "seconds": time.perf_counter() - t0}
         history.append(row)
@@ -312,17 +332,63 @@ def fit(model: nn.Module, train: Any, val: Any, cfg: TrainConfig | None = None,
         if on_epoch_end is not None:
             on_epoch_end(epoch, row)
     bar.close()
+    if cfg.patience and bad_epochs >= cfg.patience:  # the loop ended on the epoch that reached patience
+        stop_reason = "patience"
 
     model.load_state_dict(best["state"])
     metrics = {"val": evaluate(model, val, cfg, device)}
-    if test is not None:
-        metrics["test"] = evaluate(model, test, cfg, device)
-    result = FitResult(model, history, int(best["epoch"]), metrics)
     if out is not None:
         atomic_torch_save(out / "model.pt", {k: v.cpu() for k, v in model.state_dict().items()})
+    if test is not None:
+        metrics["test"] = _test_metrics(model, test, cfg, device, out)
+    result = FitResult(model, history, int(best["epoch"]), metrics, stop_reason=stop_reason)
+    if out is not None:
         result.path = write_result(out / "result.json", {
             "params_hash": key, "metrics": metrics, "best_epoch": result.best_epoch, "history": history,
-            "model": _count_params(model), "train_seconds": elapsed}, record, device=device, wall_time_s=elapsed)
+            "stop_reason": stop_reason, "epochs_cap": cfg.epochs, "model": _count_params(model),
+            "train_seconds": elapsed}, record, device=device, wall_time_s=elapsed)
         ckpt_path.unlink(missing_ok=True)
     return result
+
+
+def _weights_finite(model: nn.Module) -> bool:
+    """True when every floating parameter is finite (one reduction per tensor, once per epoch)."""
+    return all(bool(torch.isfinite(p).all()) for p in model.parameters() if p.is_floating_point())
+
+
+def predictions_path(run_dir: str | Path, dataset: Any) -> Path:
+    """Where a run folder keeps its labels and scores on ``dataset`` (one file per data fingerprint)."""
+    return Path(run_dir) / "predictions" / f"{data_key(dataset)}.npz"
+
+
+def run_predictions(model: nn.Module, dataset: Any, cfg: TrainConfig, device: torch.device,
+                    run_dir: str | Path | None) -> tuple[np.ndarray, np.ndarray, float]:
+    """(labels, scores, mean loss) of ``model`` on ``dataset``, read from / saved to the run
+    folder's ``predictions/`` when there is one (so paired tests never rebuild or rerun a model)."""
+    path = predictions_path(run_dir, dataset) if run_dir is not None else None
+    if path is not None and path.exists():
+        with np.load(path) as f:
+            return f["labels"], f["scores"], float(f["loss"])
+    labels, scores, loss = predict(model, dataset, cfg, device)
+    if path is not None:
+        def write(fh: Any) -> None:
+            np.savez(fh, labels=labels, scores=scores, loss=np.float64(loss))
+        atomic_write(path, write)
+    return labels, scores, loss
+
+
+def _test_metrics(model: nn.Module, test: Any, cfg: TrainConfig, device: torch.device,
+                  run_dir: Path | None) -> dict[str, Any]:
+    """Test metrics of a run: scored once per test set and kept in ``evaluations/`` beside
+    ``result.json`` (which is never rewritten by reading a run)."""
+    name = f"test-{data_key(test)}-boot{cfg.n_boot}-seed{cfg.seed}.json"
+    path = Path(run_dir) / "evaluations" / name if run_dir is not None else None
+    if path is not None and path.exists():
+        return read_json(path)
+    labels, scores, loss = run_predictions(model, test, cfg, device, run_dir)
+    metrics = {"loss": loss, "n": int(len(labels)),
+               **compute_metrics(labels, scores, test.task, n_boot=cfg.n_boot, seed=cfg.seed)}
+    if path is not None:
+        atomic_write_json(path, metrics)
+    return metrics
 
