@@ -38,7 +38,7 @@ class StrategySpec:
 
     @property
     def label(self) -> str:
-        if self.name in ("ttl", "lwft", "linear_probe", "transfusion") and self.cut:
+        if self.name in ("ttl", "lwft", "linear_probe", "transfusion", "scratch") and self.cut:
             extra = f", width={self.width:g}" if self.name == "transfusion" and self.width != 1 else ""
             return f"{self.name}({self.cut}{extra})"
         return self.name

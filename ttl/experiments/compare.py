@@ -14,11 +14,17 @@ from ttl.errors import DataError
 from ttl.provenance import read_json
 from ttl.stats import delong_test, format_p
 from ttl.train import TrainConfig, predict
+from ttl.train.loop import predictions_path
 from ttl.train.runs import load_run
 
 
 def _run_predictions(run: str | os.PathLike, test: Any, device: str) -> tuple[np.ndarray, np.ndarray]:
-    """(labels, scores) of a finished run folder's model on ``test``."""
+    """(labels, scores) of a finished run folder's model on ``test``: the predictions the run
+    folder keeps for that test set, else its rebuilt model scored now."""
+    cached = predictions_path(run, test)
+    if cached.exists():
+        with np.load(cached) as f:
+            return f["labels"], f["scores"]
     model, params = load_run(run)
     cfg = TrainConfig(device=device, image_size=params["train"].get("image_size"))
     labels, scores, _ = predict(model, test, cfg)

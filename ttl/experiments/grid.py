@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -14,48 +14,49 @@ from ttl.efficiency import count_flops, count_params, time_forward
 from ttl.models import cut_info
 from ttl.stats import summarise_seeds
 from ttl.strategies import StrategySpec, prepare
-from ttl.train import TrainConfig, fit
-from ttl.train.runs import run_params
+from ttl.train import TrainConfig
+from ttl.train.runs import RunSpec, get_or_train
 
 __all__ = ["StrategySpec", "efficiency_table", "run_strategies", "summarise"]
 
 
-def run_dir_name(spec: StrategySpec, seed: int) -> str:
-    """``<strategy>/<cut>[-w<width>]-s<seed>``: TTL runs share folders with :mod:`ttl.search` trials
-    (``ttl.search.hierarchical(out_dir=<base>/ttl)``), so a sweep after a search trains only what is missing."""
-    cut = spec.cut or "full"
-    width = f"-w{spec.width:g}" if spec.name == "transfusion" and spec.width != 1 else ""
-    return f"{spec.name}/{cut}{width}-s{seed}"
+def run_dir_name(spec: StrategySpec, seed: int, lr: float = 1e-3) -> str:
+    """The run folder of ``spec`` (relative to a base folder): :meth:`ttl.train.runs.RunSpec.folder`."""
+    return _run_spec(spec, seed, lr).folder()
+
+
+def _run_spec(spec: StrategySpec, seed: int, lr: float) -> RunSpec:
+    return RunSpec(spec.name, spec.cut, spec.width, spec.slim_from, lr=float(lr), seed=int(seed))
 
 
 def run_strategies(specs: list[StrategySpec], arch: str, source: str | os.PathLike, data: dict[str, Any],
                    cfg: TrainConfig, seeds: list[int] | tuple[int, ...], out_dir: str | Path,
-                   data_params: dict[str, Any] | None = None) -> pd.DataFrame:
+                   data_params: dict[str, Any] | None = None, lrs: dict[str, float] | None = None,
+                   desc: str | None = None) -> pd.DataFrame:
     """Fit every ``spec`` with every seed (resumable: finished runs are read back).
 
-    ``data`` holds the ``train``, ``val`` and ``test`` datasets. One row per (spec, seed) with
-    validation and test metrics, training time, parameter counts and the run folder.
+    ``data`` holds the ``train``, ``val`` and ``test`` datasets; ``lrs`` maps a spec's label to its
+    learning rate (default: ``cfg.lr``). One row per (spec, seed) with validation and test
+    metrics, best epoch, epoch cap and stop reason, training time, parameter counts and the run
+    folder (:func:`ttl.train.runs.get_or_train` files each run).
     """
     rows = []
     jobs = [(spec, seed) for spec in specs for seed in seeds]
-    for spec, seed in tqdm(jobs, desc=f"{arch} strategies", disable=None):
-        model = prepare(spec.name, arch, cut=spec.cut, num_classes=len(data["train"].classes), source=source,
-                        width=spec.width, slim_from=spec.slim_from, seed=seed)
-        params = run_params(spec.name, arch, spec.cut, source, spec.width, spec.slim_from,
-                            len(data["train"].classes), data["train"].name, **(data_params or {}))
-        run = Path(out_dir) / run_dir_name(spec, seed)
-        res = fit(model, data["train"], data["val"], replace(cfg, seed=seed), out_dir=run,
-                  test=data.get("test"), params=params)
+    for spec, seed in tqdm(jobs, desc=desc or f"{arch} strategies", disable=None if cfg.progress is None
+                           else not cfg.progress):
+        lr = (lrs or {}).get(spec.label, cfg.lr)
+        res, run = get_or_train(_run_spec(spec, seed, lr), arch, source, data, cfg, out_dir, data_params)
         test = res.metrics.get("test", {})
         rows.append({
             "strategy": spec.name, "label": spec.label, "cut": spec.cut or "full",
             "cut_index": cut_info(arch, spec.cut).index, "width": spec.width, "dataset": data["train"].name,
-            "seed": seed, "val_auroc": res.metrics["val"]["auroc"]["value"],
+            "seed": seed, "lr": lr, "val_auroc": res.metrics["val"]["auroc"]["value"],
             "test_auroc": test.get("auroc", {}).get("value"), "test_auroc_low": test.get("auroc", {}).get("ci_low"),
             "test_auroc_high": test.get("auroc", {}).get("ci_high"),
             "test_auprc": test.get("auprc", {}).get("value"),
             "test_balanced_accuracy": test.get("balanced_accuracy", {}).get("value"),
-            "best_epoch": res.best_epoch, "epochs_run": len(res.history),
+            "best_epoch": res.best_epoch, "epochs_run": len(res.history), "epochs_cap": cfg.epochs,
+            "stop_reason": res.stop_reason,
             "train_seconds": sum(r["seconds"] for r in res.history),
             "params": count_params(res.model), "trainable_params": count_params(res.model, trainable_only=True),
             "reused": res.reused, "run_dir": str(run)})

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -41,3 +43,55 @@ def load_run(run_dir: str | Path) -> tuple[torch.nn.Module, dict[str, Any]]:
     model.source = spec["source"]
     model.load_state_dict(torch.load(run_dir / "model.pt", map_location="cpu", weights_only=True))
     return model, params
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One training of the study: what :func:`get_or_train` builds, trains and files.
+
+    Its folder name holds every model-changing choice the notebooks vary (strategy, cut, width,
+    learning rate, seed); architecture, source and dataset name the base folder above it. The run
+    key inside ``result.json`` (:func:`ttl.train.loop.run_key_params`) guards the rest.
+    """
+
+    strategy: str
+    cut: str | None = None
+    width: float = 1.0
+    slim_from: str | None = None
+    lr: float = 1e-3
+    seed: int = 0
+
+    @property
+    def label(self) -> str:
+        """The strategy's label in tables: ``ttl(layer2.1)``, ``scratch(layer2.1)``, ``full``."""
+        if self.cut and self.strategy != "full":
+            extra = f", width={self.width:g}" if self.strategy == "transfusion" and self.width != 1 else ""
+            return f"{self.strategy}({self.cut}{extra})"
+        return self.strategy
+
+    def folder(self) -> str:
+        """``<strategy>/<cut>[-w<width>]-lr<lr>-s<seed>`` (relative to a base runs folder)."""
+        width = f"-w{self.width:g}" if self.strategy == "transfusion" and self.width != 1 else ""
+        return f"{self.strategy}/{self.cut or 'full'}{width}-lr{self.lr:g}-s{self.seed}"
+
+
+def get_or_train(spec: RunSpec, arch: str, source: str | os.PathLike, data: dict[str, Any], cfg: Any,
+                 base: str | Path, data_params: dict[str, Any] | None = None) -> tuple[Any, Path]:
+    """Read back the finished run of ``spec`` under ``base`` or train it (resuming a checkpoint).
+
+    ``data`` holds ``train``, ``val`` and optionally ``test``; ``cfg`` is a
+    :class:`ttl.train.TrainConfig` whose ``lr`` and ``seed`` are replaced by the spec's. Returns
+    the :class:`ttl.train.FitResult` and the run folder. Every caller (grids, searches, the CLI)
+    goes through here, so the same spec always lands in the same folder.
+    """
+    from ttl.strategies import prepare
+    from ttl.train import fit
+
+    model = prepare(spec.strategy, arch, cut=spec.cut, num_classes=len(data["train"].classes), source=source,
+                    width=spec.width, slim_from=spec.slim_from, seed=spec.seed)
+    params = run_params(spec.strategy, arch, spec.cut, source, spec.width, spec.slim_from,
+                        len(data["train"].classes), data["train"].name, **(data_params or {}))
+    run = Path(base) / spec.folder()
+    res = fit(model, data["train"], data["val"], replace(cfg, lr=spec.lr, seed=spec.seed), out_dir=run,
+              test=data.get("test"), params=params)
+    return res, run
