@@ -97,3 +97,53 @@ def test_imagenet_offline_raises_a_clear_error(tmp_path, monkeypatch):
 def test_fractal_source_missing_arch_says_how_to_make_it():
     with pytest.raises(WeightsUnavailableError, match="ttl pretrain"):
         build("resnet152", "stem", source="fractal")
+
+
+def _offline(monkeypatch, tmp_path):
+    import urllib.error
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
+
+
+def test_imagenet_version_names_select_torchvision_weights(tmp_path, monkeypatch):
+    _offline(monkeypatch, tmp_path)
+    with pytest.raises(WeightsUnavailableError, match="resnet50-0676ba61"):
+        build("resnet50", "stem", source="imagenet:IMAGENET1K_V1")
+    with pytest.raises(WeightsUnavailableError, match="resnet50-11ad3fa6"):
+        build("resnet50", "stem", source="imagenet")
+    # for densenet121 plain 'imagenet' is the offline Keras source; a version name still means torchvision's
+    with pytest.raises(WeightsUnavailableError, match="densenet121-a639ec97"):
+        build("densenet121", "stem", source="imagenet:IMAGENET1K_V1")
+    with pytest.raises(ConfigError, match="IMAGENET1K_V1, IMAGENET1K_V2"):
+        build("resnet50", "stem", source="imagenet:IMAGENET1K_V9")
+    with pytest.raises(ConfigError, match="only for densenet121"):
+        build("resnet18", "stem", source="imagenet:keras")
+    with pytest.raises(ConfigError, match="no ':x' suffix"):
+        build("resnet18", "stem", source="scratch:x")
+
+
+def test_source_identity_names_the_weights_and_their_sha256(tmp_path, monkeypatch, source_checkpoint):
+    from ttl.models import source_identity
+
+    _offline(monkeypatch, tmp_path)
+    plain = source_identity("imagenet", "resnet50")
+    assert plain["variant"] == "IMAGENET1K_V2" and plain["name"] == "ResNet50_Weights.IMAGENET1K_V2"
+    assert plain["origin"].endswith("resnet50-11ad3fa6.pth") and plain["sha256"] is None
+    v1 = source_identity("imagenet:IMAGENET1K_V1", "resnet50")
+    assert v1["variant"] == "IMAGENET1K_V1" and v1["hash_prefix"] == "0676ba61"
+    cached = tmp_path / "hub" / "checkpoints" / "resnet50-0676ba61.pth"
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(b"stand-in file")
+    assert source_identity("imagenet:IMAGENET1K_V1", "resnet50")["sha256"] == sha256_file(cached)
+    keras = source_identity("imagenet", "densenet121")
+    assert keras["variant"] == "keras" and len(keras["sha256"]) == 64 and "MedMNIST" in keras["licences"]
+    assert source_identity("imagenet:keras", "densenet121")["sha256"] == keras["sha256"]
+    path, _ = source_checkpoint
+    ckpt = source_identity(str(path), "resnet18")
+    assert ckpt["sha256"] == sha256_file(path) and ckpt["name"] == "source.pt"
+    assert source_identity("scratch", "resnet18")["sha256"] is None

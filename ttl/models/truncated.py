@@ -10,7 +10,7 @@ from torch import nn
 
 from ttl.errors import WeightsUnavailableError
 from ttl.models.cuts import CutInfo, cut_info, empty_model, family, feature_info
-from ttl.models.sources import normalization, source_state_dict
+from ttl.models.sources import bn_eps, normalization, source_state_dict
 
 
 class TTLModel(nn.Module):
@@ -127,18 +127,29 @@ def load_backbone_weights(model: nn.Module, state: dict[str, torch.Tensor], arch
             f"{len(unexpected)} unexpected (e.g. {unexpected[:3]})")
 
 
+def set_bn_eps(model: nn.Module, eps: float) -> None:
+    """Set ``eps`` of every batch-norm layer (e.g. Keras' 1.001e-5 for weights trained with Keras)."""
+    for m in model.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.eps = eps
+
+
 def build(arch: str, cut: str | int | None = None, num_classes: int = 2,
           source: str | os.PathLike = "imagenet", pool: str = "avg", sha256: str | None = None,
           seed: int | None = None) -> TTLModel:
     """A pretrained ``arch`` kept up to ``cut`` (None = full) with global pooling and a linear head.
 
     The discarded layers are dropped: their parameters are not held by the returned model.
+    Batch-norm layers take the source's eps when it differs from torch's (:func:`bn_eps`).
     ``seed`` makes the random parts (head, scratch weights) reproducible.
     """
     info = cut_info(arch, cut)
     if seed is not None:
         torch.manual_seed(seed)
     full = empty_model(arch)
+    eps = bn_eps(source, arch)
+    if eps is not None:
+        set_bn_eps(full, eps)
     state = source_state_dict(source, arch, sha256=sha256)
     if state is not None:
         load_backbone_weights(full, state, arch)
