@@ -14,8 +14,9 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
-from ttl.analysis import (activations, cross_layer_similarity, flatten_pair,  # noqa: E402
-                          layer_similarity, linear_cka, svcca)
+from ttl.analysis import (activations, cross_layer_similarity, cross_layer_table,  # noqa: E402
+                          flatten_pair, layer_similarity, linear_cka, permutation_null,
+                          random_baseline, svcca)
 from ttl.analysis.plots import (plot_similarity_curve, plot_similarity_matrix,  # noqa: E402
                                 plot_svcca_coefficients)
 from ttl.errors import ConfigError  # noqa: E402
@@ -90,33 +91,73 @@ def test_layer_similarity_same_and_changed_models():
     changed.conv2.reset_parameters()  # a re-initialised top layer, as after heavy finetuning
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        same = layer_similarity(net, twin, x, ["conv1", "conv2"], baseline_draws=4)
-        diff = layer_similarity(net, changed, x, ["conv1", "conv2"], baseline_draws=4)
+        same = layer_similarity(net, twin, x, ["conv1", "conv2"], null_draws=4)
+        diff = layer_similarity(net, changed, x, ["conv1", "conv2"], null_draws=4)
         cka = layer_similarity(net, changed, x, ["conv1", "conv2"], measure="cka",
-                               baseline_draws=4)
+                               null_draws=4)
     assert list(same["layer"]) == ["conv1", "conv2"]
     np.testing.assert_allclose(same["value"], 1.0, atol=1e-6)
     assert diff["value"].iloc[0] == pytest.approx(1.0, abs=1e-6)  # untouched bottom layer
     assert diff["value"].iloc[1] < 0.99
     for df in (same, diff, cka):
-        assert (df["baseline_low"] <= df["baseline_mean"]).all()
-        assert (df["baseline_mean"] <= df["baseline_high"]).all()
+        assert (df["null_low"] <= df["null_mean"]).all()
+        assert (df["null_mean"] <= df["null_high"]).all()
+        assert df["above_null"].all()  # identical or related layers are above chance
     assert cka["value"].iloc[1] < cka["value"].iloc[0] == pytest.approx(1.0, abs=1e-6)
     assert same.attrs["coefficients"]["conv2"][0] == pytest.approx(1.0, abs=1e-6)
-    assert same.attrs["baselines"]["conv1"]["n_samples"] == 48
+    assert same.attrs["nulls"]["conv1"]["n_samples"] == 48
+
+
+def test_layer_similarity_null_is_the_permutation_null_of_the_real_features():
+    net, other, x = _net(0), _net(1), _images(40)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        df = layer_similarity(net, other, x, ["conv1", "conv2"], null_draws=5, seed=2)
+    acts_a = activations(net, x, ["conv1", "conv2"], reduce="pool")
+    acts_b = activations(other, x, ["conv1", "conv2"], reduce="pool")
+    for i, layer in enumerate(["conv1", "conv2"]):
+        a, b = acts_a[layer].double().numpy(), acts_b[layer].double().numpy()
+        res = svcca(a, b)
+        null = permutation_null(a, b, "svcca", draws=5, seed=2)
+        row = df.iloc[i]
+        assert (row.kept_a, row.kept_b) == (res.kept_a, res.kept_b)  # kept dimensions reported
+        assert row.svcca_mean == pytest.approx(res.mean, abs=1e-6) == row.value
+        assert row.svcca_thresholded == pytest.approx(res.mean_thresholded, abs=1e-6)
+        assert row.null_mean == pytest.approx(null.mean, abs=1e-6)
+        assert row.null_high == pytest.approx(null.high, abs=1e-6)
+        assert row.above_null == (row.value > row.null_high)
+    assert df.attrs["nulls"]["conv2"]["kept_a"] == df["kept_a"].iloc[1]
+    google = layer_similarity(net, other, x, ["conv2"], null_draws=3, statistic="thresholded")
+    assert google["value"].iloc[0] == pytest.approx(df["svcca_thresholded"].iloc[1], abs=1e-9)
+
+
+def test_cross_layer_similarity_has_a_chance_level_per_cell():
+    net, x = _net(3), _images(40)
+    layers = ["conv1", "conv2", "head"]
+    mat = cross_layer_similarity(net, x, layers, measure="cka", null_draws=6, seed=1)
+    acts = activations(net, x, layers, reduce="pool")
+    null = permutation_null(acts["conv1"].double(), acts["head"].double(), "cka", draws=6, seed=1)
+    assert np.asarray(mat.attrs["null_mean"])[0, 2] == pytest.approx(null.mean, abs=1e-9)
+    assert np.asarray(mat.attrs["above_null"])[0, 2] == null.above
+    assert np.asarray(mat.attrs["above_null"]).diagonal().all()
+    table = cross_layer_table(mat)
+    assert len(table) == 3 and list(table.layer_a) == ["conv1", "conv1", "conv2"]
+    assert {"null_mean", "null_high", "p_value", "above_null", "kept_a", "dim_b"} <= set(table)
+    svm = cross_layer_similarity(net, x, layers[:2], measure="svcca", null_draws=3)
+    assert cross_layer_table(svm).kept_a.iloc[0] == svcca(acts["conv1"], acts["conv2"]).kept_a
 
 
 def test_positions_mode_equals_flattening_full_maps():
     net, x = _net(1), _images(10)
     other = _net(2)
     df = layer_similarity(net, other, x, [("conv1", "conv2")], mode="positions",
-                          max_samples=120, baseline_draws=0, batch_size=4, seed=7)
+                          max_samples=120, null_draws=0, batch_size=4, seed=7)
     a = activations(net, x, ["conv1"])["conv1"]
     b = activations(other, x, ["conv2"])["conv2"]
     fa, fb = flatten_pair(a, b, "positions", max_samples=120, seed=7)
     assert df["n_samples"].iloc[0] == 120 and df["layer"].iloc[0] == "conv1 / conv2"
     assert df["value"].iloc[0] == pytest.approx(svcca(fa, fb).mean, abs=1e-5)
-    assert np.isnan(df["baseline_mean"].iloc[0])
+    assert np.isnan(df["null_mean"].iloc[0])
 
 
 def test_cross_layer_similarity_matrix():
@@ -138,12 +179,13 @@ def test_cross_layer_similarity_matrix():
 
 def test_plots_draw_values_and_band():
     rng = np.random.default_rng(0)
-    df = layer_similarity(_net(0), _net(1), _images(40), ["conv1", "conv2"], baseline_draws=3)
+    df = layer_similarity(_net(0), _net(1), _images(40), ["conv1", "conv2"], null_draws=3)
     ax = plot_similarity_curve(df)
     assert [t.get_text() for t in ax.get_xticklabels()] == ["conv1", "conv2"]
     np.testing.assert_allclose(ax.lines[0].get_ydata(), df["value"])
-    assert len(ax.collections) == 1  # the shaded baseline band
-    ax2 = plot_svcca_coefficients(df.attrs["coefficients"], df.attrs["baselines"]["conv1"])
+    assert len(ax.collections) >= 1  # the shaded null band (and hollow points not above it)
+    np.testing.assert_allclose(ax.lines[1].get_ydata(), df["null_mean"])
+    ax2 = plot_svcca_coefficients(df.attrs["coefficients"], random_baseline(40, 6, 6, draws=3))
     assert len(ax2.lines) == 3 and len(ax2.collections) == 1
     mat = rng.uniform(size=(3, 3))
     ax3 = plot_similarity_matrix(mat, ["a", "b", "c"])
@@ -152,4 +194,28 @@ def test_plots_draw_values_and_band():
         plot_similarity_matrix(rng.uniform(size=(2, 3)))
     import matplotlib.pyplot as plt
 
+    plt.close("all")
+
+
+def test_heat_map_hatches_cells_not_above_chance_and_stays_legible_when_wide():
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Rectangle
+
+    from ttl.analysis.plots import COLUMN_INCHES, MIN_FONT
+
+    net, x = _net(3), _images(40)
+    mat = cross_layer_similarity(net, x, ["conv1", "conv2", "head"], measure="cka", null_draws=6)
+    below = ~np.asarray(mat.attrs["above_null"])
+    fig, ax = plt.subplots(figsize=(2 * COLUMN_INCHES, 6))  # shrunk by 2 in the book's column
+    plot_similarity_matrix(mat, ax=ax)
+    hatched = [p for p in ax.patches if isinstance(p, Rectangle) and p.get_hatch()]
+    assert len(hatched) == int(below.sum())
+    assert len(fig.axes) == 2  # the colour bar
+    for label in ax.get_xticklabels() + ax.get_yticklabels() + fig.axes[1].get_yticklabels():
+        assert label.get_fontsize() / 2 >= MIN_FONT  # >= 9 pt as rendered at the column width
+    # an explicit mask wins
+    ax2 = plot_similarity_matrix(mat.to_numpy(), ["a", "b", "c"], mask=np.eye(3, dtype=bool))
+    assert len([p for p in ax2.patches if p.get_hatch()]) == 3
+    with pytest.raises(ConfigError, match="mask"):
+        plot_similarity_matrix(mat.to_numpy(), mask=np.eye(2, dtype=bool))
     plt.close("all")

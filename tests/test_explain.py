@@ -114,6 +114,42 @@ def test_default_target_layer_is_the_last_kept_block(trained):
         gradcam(model, x, target_layer="layer3.0")  # cut away
 
 
+@pytest.mark.parametrize("arch, cut, name", [
+    ("resnet18", "stem", "backbone.maxpool"), ("resnet18", "layer1.0", "backbone.layer1.0"),
+    ("densenet121", "stem", "backbone.features.pool0"),
+    ("densenet121", "transition1", "backbone.features.transition1"),
+    ("densenet121", "denseblock4", "final_act")])
+def test_default_target_outputs_the_cut_itself_after_its_activation(arch, cut, name):
+    # The Grad-CAM target must be the module whose output *is* the feature map at the cut: not
+    # the block's first module (conv1 before BN/ReLU/pool), and after DenseNet's final ReLU.
+    from ttl.explain import resolve_target_layer
+    from ttl.models import build
+
+    model = build(arch, cut, source="scratch", seed=0).eval()
+    layer, layer_name = resolve_target_layer(model)
+    assert layer is model.last_block() and layer_name == name
+    assert resolve_target_layer(model, cut)[1] == name
+    seen = []
+    handle = layer.register_forward_hook(lambda _m, _i, out: seen.append(out))
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        feats = model.features(x)
+        model(x)
+    handle.remove()
+    assert len(seen) == 2 and torch.equal(seen[0], feats)
+    if cut in ("stem", "denseblock4"):
+        assert (feats >= 0).all()  # after the activation
+
+
+def test_gradcam_default_is_the_stem_output_not_conv1():
+    model = prepare("ttl", "resnet18", cut="stem", source="scratch", seed=0)
+    x = torch.randn(2, 3, 32, 32)
+    default = gradcam(model, x)
+    assert default.layer == "backbone.maxpool"
+    np.testing.assert_allclose(default.heatmaps, gradcam(model, x, target_layer="backbone.maxpool").heatmaps)
+    assert not np.allclose(default.heatmaps, gradcam(model, x, target_layer="backbone.conv1").heatmaps)
+
+
 def test_mode_grads_and_requires_grad_are_restored():
     model = prepare("linear_probe", "resnet18", cut="layer1.1", source="scratch", seed=0)
     model.train()

@@ -146,7 +146,12 @@ def _model_norm(model: nn.Module, mean: Sequence[float] | None,
 
 def resolve_target_layer(model: nn.Module, target_layer: nn.Module | str | None = None) -> tuple[nn.Module, str]:
     """The module to explain and its name: the last kept block by default, a cut name
-    (``"layer2.1"``), a module name (``"backbone.layer2.1"``) or a module of ``model``."""
+    (``"layer2.1"``), a module name (``"backbone.layer2.1"``) or a module of ``model``.
+
+    A cut (the default, or a name) means the module whose output *is* that cut: the last module
+    of its block, after the block's activation (``model.last_block()`` for the model's own cut:
+    for a stem cut the max-pool, not ``conv1``; for DenseNet's full cut the ReLU after ``norm5``).
+    """
     names = {id(m): n for n, m in model.named_modules()}
     if target_layer is None:
         if not hasattr(model, "last_block"):
@@ -154,8 +159,11 @@ def resolve_target_layer(model: nn.Module, target_layer: nn.Module | str | None 
         target_layer = model.last_block()
     if isinstance(target_layer, str):
         blocks = dict(model.block_modules()) if hasattr(model, "block_modules") else {}
-        if target_layer in blocks:
-            target_layer = blocks[target_layer][0]
+        own_cut = getattr(getattr(model, "cut", None), "name", None)
+        if target_layer in blocks and target_layer == own_cut:
+            target_layer = model.last_block()
+        elif target_layer in blocks:
+            target_layer = blocks[target_layer][-1]
         else:
             mods = dict(model.named_modules())
             if target_layer not in mods:

@@ -1,8 +1,9 @@
-"""Layer-by-layer similarity of two models (with a random baseline) and across layers of one.
+"""Layer-by-layer similarity of two models and across layers of one, each with its chance level.
 
 Typical use (Peng et al. Fig. 4): the same blocks of a pretrained and a finetuned network,
-compared on the same images with SVCCA, each against the band of uncorrelated random features
-of the same shapes.
+compared on the same images with SVCCA or CKA, each against its permutation null
+(:func:`ttl.analysis.permutation_null`: rows shuffled between the two sides, same SVD step and
+kept dimensions).
 """
 
 from __future__ import annotations
@@ -16,12 +17,12 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from ttl.analysis.baseline import Measure, RandomBaseline, check_measure, random_baseline
 from ttl.analysis.capture import Reducer, _as_images, capture, check_layers, spatial_pool
 from ttl.analysis.cka import linear_cka
 from ttl.analysis.conv import (DEFAULT_MAX_SAMPLES, Mode, check_mode, common_size, pool_to,
                                position_indices)
-from ttl.analysis.svcca import Keep, svcca
+from ttl.analysis.null import Measure, PermutationNull, check_measure, check_statistic, permutation_null
+from ttl.analysis.svcca import GOOGLE_THRESHOLD, Keep, svcca
 from ttl.errors import ConfigError
 
 LayerPairs = Sequence[str | tuple[str, str]] | Mapping[str, str]
@@ -85,18 +86,30 @@ def _features(model: nn.Module, images: torch.Tensor, shapes: Mapping[str, tuple
     return {name: t.double().numpy() for name, t in out.items()}
 
 
-def _similarity(a: np.ndarray, b: np.ndarray, measure: str, keep: Keep, epsilon: float
-                ) -> tuple[float, list[float] | None, int | None, int | None]:
+def _similarity(a: np.ndarray, b: np.ndarray, measure: str, keep: Keep, epsilon: float,
+                statistic: str = "mean", threshold: float = GOOGLE_THRESHOLD) -> dict[str, Any]:
+    """The value (per ``statistic``) and, for SVCCA, both summaries, coefficients and kept dims."""
     if measure == "cka":
-        return linear_cka(a, b), None, None, None
-    res = svcca(a, b, keep=keep, epsilon=epsilon)
-    return res.mean, res.coefficients.tolist(), res.kept_a, res.kept_b
+        return dict(value=linear_cka(a, b), kept_a=a.shape[1], kept_b=b.shape[1])
+    res = svcca(a, b, keep=keep, epsilon=epsilon, threshold=threshold)
+    value = res.mean_thresholded if statistic == "thresholded" else res.mean
+    return dict(value=value, svcca_mean=res.mean, svcca_thresholded=res.mean_thresholded,
+                n_thresholded=res.n_thresholded, coefficients=res.coefficients.tolist(),
+                kept_a=res.kept_a, kept_b=res.kept_b)
+
+
+def _null(a: np.ndarray, b: np.ndarray, measure: str, draws: int, seed: int, keep: Keep,
+          epsilon: float, statistic: str, threshold: float, quantiles: tuple[float, float]
+          ) -> PermutationNull:
+    return permutation_null(a, b, measure, draws=draws, seed=seed, keep=keep, epsilon=epsilon,
+                            statistic=statistic, threshold=threshold, quantiles=quantiles)
 
 
 def layer_similarity(model_a: nn.Module, model_b: nn.Module, images: Any, layers: LayerPairs,
                      measure: Measure = "svcca", mode: Mode = "pool", *, keep: Keep = 0.99,
                      epsilon: float = 1e-10, max_samples: int | None = DEFAULT_MAX_SAMPLES,
-                     baseline_draws: int = 10, quantiles: tuple[float, float] = (0.025, 0.975),
+                     null_draws: int = 20, quantiles: tuple[float, float] = (0.05, 0.95),
+                     statistic: str = "mean", threshold: float = GOOGLE_THRESHOLD,
                      batch_size: int = 64, device: str | torch.device = "cpu", seed: int = 0,
                      progress: bool = False) -> pd.DataFrame:
     """Similarity of the same (or paired) layers of two models on the same images.
@@ -104,17 +117,23 @@ def layer_similarity(model_a: nn.Module, model_b: nn.Module, images: Any, layers
     ``layers``: names in ``named_modules()`` shared by both models, ``(name_a, name_b)`` pairs, or
     a mapping name_a -> name_b. ``mode``: how conv maps become (samples, channels), see
     :mod:`ttl.analysis.conv` (in ``positions`` mode each pair is pooled to its smaller spatial
-    size and the same ``max_samples`` positions are drawn for both models). The random baseline
-    (``baseline_draws`` draws of Gaussian features of the same shapes; 0 to skip) gives
-    ``baseline_mean``/``baseline_low``/``baseline_high``.
+    size and the same ``max_samples`` positions are drawn for both models). ``statistic``
+    (SVCCA): ``"mean"`` of all coefficients or google/svcca's ``"thresholded"`` mean; it is
+    ``value`` and what the null is computed for. The chance level is the permutation null of
+    the same comparison (``null_draws`` row permutations, same SVD step and kept dimensions;
+    0 to skip): ``null_mean``, ``null_low``/``null_high`` (``quantiles``), ``p_value`` and
+    ``above_null`` (value > null_high).
 
-    Returns one row per pair: ``layer, layer_a, layer_b, measure, value, baseline_mean,
-    baseline_low, baseline_high, n_samples, dim_a, dim_b, kept_a, kept_b``. For SVCCA,
-    ``df.attrs["coefficients"]`` maps each layer to its coefficient curve and
-    ``df.attrs["baselines"]`` to its baseline (:meth:`RandomBaseline.as_dict`).
+    Returns one row per pair: ``layer, layer_a, layer_b, measure, statistic, value, null_mean,
+    null_low, null_high, p_value, above_null, n_samples, dim_a, dim_b, kept_a, kept_b`` and for
+    SVCCA ``svcca_mean, svcca_thresholded, n_thresholded`` (both summaries). ``kept_*`` are the
+    directions kept by the SVD step (the raw widths for CKA). For SVCCA,
+    ``df.attrs["coefficients"]`` maps each layer to its coefficient curve; ``df.attrs["nulls"]``
+    maps each layer to its null (:meth:`PermutationNull.as_dict`).
     """
     check_measure(measure)
     check_mode(mode)
+    check_statistic(statistic)
     pairs = _pairs(layers)
     x = _as_images(images)
     shapes_a = output_shapes(model_a, x, [a for a, _ in pairs], device)
@@ -140,47 +159,56 @@ def layer_similarity(model_a: nn.Module, model_b: nn.Module, images: Any, layers
                         device, progress)
     feats_b = _features(model_b, x, shapes_b, targets_b, mode, max_samples, seed, batch_size,
                         device, progress)
-    rows, curves, baselines = [], {}, {}
-    cache: dict[tuple[int, int, int], RandomBaseline] = {}
+    rows, curves, nulls = [], {}, {}
     for la, lb in tqdm(pairs, desc=f"{measure} per layer", disable=not progress):
         a, b = feats_a[la], feats_b[lb]
         label = la if la == lb else f"{la} / {lb}"
-        value, coefs, ka, kb = _similarity(a, b, measure, keep, epsilon)
-        row = dict(layer=label, layer_a=la, layer_b=lb, measure=measure, value=value,
-                   baseline_mean=np.nan, baseline_low=np.nan, baseline_high=np.nan,
-                   n_samples=a.shape[0], dim_a=a.shape[1], dim_b=b.shape[1], kept_a=ka, kept_b=kb)
-        if baseline_draws > 0:
-            key = (a.shape[0], a.shape[1], b.shape[1])
-            if key not in cache:
-                cache[key] = random_baseline(*key, measure=measure, draws=baseline_draws,
-                                             keep=keep, epsilon=epsilon, seed=seed,
-                                             quantiles=quantiles)
-            base = cache[key]
-            row.update(baseline_mean=base.mean, baseline_low=base.low, baseline_high=base.high)
-            baselines[label] = base.as_dict()
-        if coefs is not None:
-            curves[label] = coefs
+        sim = _similarity(a, b, measure, keep, epsilon, statistic, threshold)
+        row: dict[str, Any] = dict(
+            layer=label, layer_a=la, layer_b=lb, measure=measure,
+            statistic=statistic if measure == "svcca" else "cka", value=sim["value"],
+            null_mean=np.nan, null_low=np.nan, null_high=np.nan, p_value=np.nan,
+            above_null=None, n_samples=a.shape[0], dim_a=a.shape[1], dim_b=b.shape[1],
+            kept_a=sim["kept_a"], kept_b=sim["kept_b"])
+        if measure == "svcca":
+            row.update(svcca_mean=sim["svcca_mean"], svcca_thresholded=sim["svcca_thresholded"],
+                       n_thresholded=sim["n_thresholded"])
+            curves[label] = sim["coefficients"]
+        if null_draws > 0:
+            null = _null(a, b, measure, null_draws, seed, keep, epsilon, statistic, threshold,
+                         quantiles)
+            row.update(null_mean=null.mean, null_low=null.low, null_high=null.high,
+                       p_value=null.p_value, above_null=null.above)
+            nulls[label] = null.as_dict()
         rows.append(row)
     df = pd.DataFrame(rows)
-    df.attrs.update(coefficients=curves, baselines=baselines,
+    df.attrs.update(coefficients=curves, nulls=nulls,
                     params=dict(measure=measure, mode=mode, keep=keep, epsilon=epsilon,
-                                max_samples=max_samples, baseline_draws=baseline_draws,
-                                quantiles=list(quantiles), seed=seed))
+                                max_samples=max_samples, null_draws=null_draws,
+                                quantiles=list(quantiles), statistic=statistic,
+                                threshold=threshold, seed=seed))
     return df
 
 
 def cross_layer_similarity(model: nn.Module, images: Any, layers: Sequence[str],
                            measure: Measure = "cka", mode: Mode = "pool", *, keep: Keep = 0.99,
                            epsilon: float = 1e-10, max_samples: int | None = DEFAULT_MAX_SAMPLES,
+                           null_draws: int = 0, quantiles: tuple[float, float] = (0.05, 0.95),
+                           statistic: str = "mean", threshold: float = GOOGLE_THRESHOLD,
                            batch_size: int = 64, device: str | torch.device = "cpu",
                            seed: int = 0, progress: bool = False) -> pd.DataFrame:
     """Symmetric matrix (DataFrame indexed by layer) of similarities between layers of one model.
 
     In ``positions`` mode every conv map is first pooled to the smallest spatial size among the
-    layers, so that positions correspond.
+    layers, so that positions correspond. With ``null_draws > 0`` every off-diagonal cell also
+    gets its permutation null, kept as nested lists (k x k) in ``mat.attrs``: ``null_mean``,
+    ``null_high``, ``p_value``, ``above_null`` (bool; the diagonal counts as above) and, as
+    per-layer lists, ``kept`` (directions kept by the SVD step, SVCCA) and ``dims``.
+    :func:`cross_layer_table` turns them into a long table.
     """
     check_measure(measure)
     check_mode(mode)
+    check_statistic(statistic)
     names = list(dict.fromkeys([layers] if isinstance(layers, str) else layers))
     x = _as_images(images)
     shapes = output_shapes(model, x, names, device)
@@ -194,9 +222,55 @@ def cross_layer_similarity(model: nn.Module, images: Any, layers: Sequence[str],
         targets = dict.fromkeys(names, size)
     feats = _features(model, x, shapes, targets, mode, max_samples, seed, batch_size, device,
                       progress)
-    mat = np.eye(len(names))
-    todo = [(i, j) for i in range(len(names)) for j in range(i, len(names))]
+    k = len(names)
+    mat = np.eye(k)
+    null_mean, null_high, p_value = np.full((k, k), np.nan), np.full((k, k), np.nan), np.zeros((k, k))
+    above = np.eye(k, dtype=bool)
+    kept = [0] * k
+    todo = [(i, j) for i in range(k) for j in range(i, k)]
     for i, j in tqdm(todo, desc=f"{measure} across layers", disable=not progress):
-        mat[i, j] = mat[j, i] = _similarity(feats[names[i]], feats[names[j]], measure, keep,
-                                            epsilon)[0]
-    return pd.DataFrame(mat, index=names, columns=names)
+        a, b = feats[names[i]], feats[names[j]]
+        sim = _similarity(a, b, measure, keep, epsilon, statistic, threshold)
+        mat[i, j] = mat[j, i] = sim["value"]
+        kept[i], kept[j] = sim["kept_a"], sim["kept_b"]
+        if null_draws > 0 and i != j:
+            null = _null(a, b, measure, null_draws, seed, keep, epsilon, statistic, threshold,
+                         quantiles)
+            null_mean[i, j] = null_mean[j, i] = null.mean
+            null_high[i, j] = null_high[j, i] = null.high
+            p_value[i, j] = p_value[j, i] = null.p_value
+            above[i, j] = above[j, i] = null.above
+    df = pd.DataFrame(mat, index=names, columns=names)
+    df.attrs.update(measure=measure, statistic=statistic if measure == "svcca" else "cka",
+                    kept=kept, dims=[int(feats[n].shape[1]) for n in names],
+                    n_samples=int(feats[names[0]].shape[0]), null_draws=int(null_draws))
+    if null_draws > 0:
+        # nested lists, not arrays: pandas compares attrs with == (in concat, for instance)
+        df.attrs.update(null_mean=null_mean.tolist(), null_high=null_high.tolist(),
+                        p_value=p_value.tolist(), above_null=above.tolist(),
+                        quantiles=list(quantiles))
+    return df
+
+
+def cross_layer_table(mat: pd.DataFrame, labels: Sequence[str] | None = None) -> pd.DataFrame:
+    """A :func:`cross_layer_similarity` matrix as one row per pair (upper triangle): ``layer_a,
+    layer_b, value`` and, when it has a null, ``null_mean, null_high, p_value, above_null``,
+    plus ``kept_a, kept_b`` (SVD step) and ``dim_a, dim_b``. ``labels`` rename the layers."""
+    names = [str(n) for n in (labels if labels is not None else mat.index)]
+    if len(names) != len(mat):
+        raise ConfigError(f"cross_layer_table: {len(names)} labels for {len(mat)} layers")
+    m = mat.to_numpy()
+    at = {k: (np.asarray(v) if k in ("null_mean", "null_high", "p_value", "above_null") else v)
+          for k, v in mat.attrs.items()}
+    rows = []
+    for i in range(len(names)):
+        for j in range(i + 1, len(names)):
+            row: dict[str, Any] = dict(layer_a=names[i], layer_b=names[j], value=m[i, j])
+            if "null_mean" in at:
+                row.update(null_mean=at["null_mean"][i, j], null_high=at["null_high"][i, j],
+                           p_value=at["p_value"][i, j], above_null=bool(at["above_null"][i, j]))
+            if "kept" in at:
+                row.update(kept_a=at["kept"][i], kept_b=at["kept"][j], dim_a=at["dims"][i],
+                           dim_b=at["dims"][j])
+            rows.append(row)
+    return pd.DataFrame(rows)

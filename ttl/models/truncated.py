@@ -28,6 +28,8 @@ class TTLModel(nn.Module):
         self.source = str(source)
         self.backbone = backbone
         self.final_relu = final_relu
+        if final_relu:  # a module (no parameters), so that hooks such as Grad-CAM's can see it
+            self.final_act = nn.ReLU()
         self.out_channels = cut.channels
         if pool == "avg":
             self.pool: nn.Module = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(1))
@@ -41,7 +43,7 @@ class TTLModel(nn.Module):
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """The feature map at the cut (N, C, h, w)."""
         x = self.backbone(x)
-        return torch.relu(x) if self.final_relu else x
+        return self.final_act(x) if self.final_relu else x
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.pool(self.features(x)))
@@ -55,8 +57,13 @@ class TTLModel(nn.Module):
         return out
 
     def last_block(self) -> nn.Module:
-        """The module whose output is the cut (the default Grad-CAM target)."""
-        return self.block_modules()[-1][1][0]
+        """The module whose output is the cut, i.e. the last module of the last kept block after
+        its activation (the default Grad-CAM target): a ResNet block (which ends with its ReLU),
+        the stem's max-pool, a DenseNet block or transition, or for DenseNet's full cut the ReLU
+        that follows ``norm5``."""
+        if self.final_relu:
+            return self.final_act
+        return self.block_modules()[-1][1][-1]
 
     def freeze(self, prefixes: list[str]) -> None:
         """Freeze backbone modules whose names start with any prefix (no grad, eval mode)."""
