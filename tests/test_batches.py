@@ -106,3 +106,23 @@ def test_a_cuda_epoch_and_its_training_steps_never_synchronise_the_host():
     finally:
         torch.cuda.set_sync_debug_mode("default")
     assert torch.isfinite(total).item()
+
+
+def test_training_and_evaluation_resample_the_same_way():
+    # 128 px noise shrunk to 64 px: an identity augmentation draw must give the evaluation image,
+    # i.e. training antialiases exactly like evaluation (it used to resample without antialiasing).
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 256, (16, 1, 128, 128), dtype=torch.uint8, generator=g)
+    mean, std = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
+    evaluation = prepare_batch(x, Preprocess(64, mean, std))
+    identity_crop = Preprocess(64, mean, std, augment=("random-resized-crop",), scale=(1.0, 1.0), ratio=(1.0, 1.0))
+    torch.testing.assert_close(prepare_batch(x, identity_crop, torch.Generator().manual_seed(1)), evaluation,
+                               atol=1e-5, rtol=0)
+    flipped = prepare_batch(x, Preprocess(64, mean, std, augment=("hflip",)), torch.Generator().manual_seed(2))
+    kinds = []
+    for train_img, eval_img in zip(flipped, evaluation):
+        same = torch.allclose(train_img, eval_img, atol=1e-5)
+        mirrored = torch.allclose(train_img, eval_img.flip(-1), atol=1e-5)
+        assert same or mirrored
+        kinds.append(same)
+    assert 0 < sum(kinds) < len(kinds)  # both flipped and unflipped images were checked

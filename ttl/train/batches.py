@@ -90,12 +90,18 @@ def _normaliser(mean: tuple[float, ...], std: tuple[float, ...], device: torch.d
 def prepare_batch(x: torch.Tensor, prep: Preprocess, generator: torch.Generator | None = None) -> torch.Tensor:
     """uint8 (N, C, H, W) on the device -> normalised float (N, 3, S, S)."""
     x = x.float().div_(255.0)
-    # resample while grey images still have one channel (a third of the work), then expand
-    if prep.augment and generator is not None:
-        x = random_augment(x, prep.image_size, prep.augment, prep.scale, prep.ratio, generator)
-    elif x.shape[-1] != prep.image_size or x.shape[-2] != prep.image_size:
+    # One resampling rule for training and evaluation: every batch is first brought to the model's
+    # size by the same antialiased resize (the only step that shrinks images, so the only one that
+    # can alias); training then augments at that size. The crop covers at most the whole image, so
+    # its bilinear grid_sample only magnifies (never decimates) and needs no antialiasing; with an
+    # identity draw a training image equals its evaluation image exactly. (Resampling the full
+    # image straight to the crop with grid_sample, as before, skipped the antialiasing in training
+    # only.) Resample while grey images still have one channel (a third of the work), then expand.
+    if x.shape[-1] != prep.image_size or x.shape[-2] != prep.image_size:
         x = F.interpolate(x, size=(prep.image_size, prep.image_size), mode="bilinear",
                           align_corners=False, antialias=True)
+    if prep.augment and generator is not None:
+        x = random_augment(x, prep.image_size, prep.augment, prep.scale, prep.ratio, generator)
     if x.shape[1] == 1:
         x = x.expand(-1, 3, -1, -1)
     mean, std = _normaliser(tuple(prep.mean), tuple(prep.std), x.device, x.dtype)
