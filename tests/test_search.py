@@ -19,12 +19,30 @@ def data():
     return tiny_dataset(64, seed=1), tiny_dataset(48, seed=2), tiny_dataset(48, seed=3)
 
 
+FIT_CALLS: list[tuple[object, int]] = []  # (out_dir, training images) of every fit the first search made
+
+
 @pytest.fixture(scope="module")
 def searched(data, tmp_path_factory):
-    """A hierarchical search of resnet18 cuts on the tiny set, chosen by validation loss."""
+    """A hierarchical search of resnet18 cuts on the tiny set, chosen by validation loss, in a
+    process that has not warmed up yet (the calls to fit are recorded)."""
+    import ttl.search
+
     train, val, test = data
     out = tmp_path_factory.mktemp("search")
-    return out, hierarchical(train, val, "resnet18", "scratch", CFG, out, test=test, seeds=(0,), metric="loss")
+    ttl.search._WARMED.clear()
+    real_fit = ttl.search.fit
+
+    def recording_fit(model, train_set, *args, **kwargs):
+        FIT_CALLS.append((kwargs.get("out_dir"), len(train_set)))
+        return real_fit(model, train_set, *args, **kwargs)
+
+    ttl.search.fit = recording_fit
+    try:
+        res = hierarchical(train, val, "resnet18", "scratch", CFG, out, test=test, seeds=(0,), metric="loss")
+    finally:
+        ttl.search.fit = real_fit
+    return out, res
 
 
 def _mean_val_per_cut(res):
@@ -53,6 +71,23 @@ def test_stage_one_at_boundaries_then_the_best_stage(searched):
     assert back.chosen_cut == res.chosen_cut and len(back.trials) == len(res.trials)
 
 
+def test_cost_reports_training_and_wall_seconds_without_the_warm_up(searched):
+    out, res = searched
+    # an explicit, untimed warm-up (no folder, two batches) came before the first timed trial
+    assert FIT_CALLS[0] == (None, 2 * CFG.batch_size)
+    assert all(o is not None for o, _ in FIT_CALLS[1:]) and len(FIT_CALLS) == 1 + res.cost["trainings"]
+    cost = res.cost
+    assert cost["warmup_seconds"] > 0 and "warm_up" in cost
+    walls = [t.wall_seconds for t in res.trials]
+    assert cost["wall_seconds"] == pytest.approx(sum(walls))
+    for t in res.trials:  # a trial's wall time holds its training time, and is kept in its folder
+        assert t.wall_seconds > t.train_seconds > 0
+        assert json.loads((out / f"{t.cut}-s0" / "trial_cost.json").read_text())["wall_seconds"] == t.wall_seconds
+    doc = json.loads((out / "search.json").read_text())
+    assert doc["cost"]["wall_seconds"] == pytest.approx(cost["wall_seconds"])
+    assert read_search(out / "search.json").trials[0].wall_seconds == walls[0]
+
+
 def test_rerun_reuses_every_trial(searched, data):
     out, first = searched
     train, val, test = data
@@ -61,6 +96,8 @@ def test_rerun_reuses_every_trial(searched, data):
     assert again.cost["reused"] == first.cost["trainings"] == again.cost["trainings"]
     assert again.chosen_cut == first.chosen_cut and again.chosen_val == first.chosen_val
     assert again.cost["train_seconds"] == pytest.approx(first.cost["train_seconds"])
+    assert again.cost["wall_seconds"] == pytest.approx(first.cost["wall_seconds"])  # as recorded
+    assert again.cost["warmup_seconds"] == 0  # nothing trained, nothing warmed
     assert first.cost["trained_now"] == first.cost["trainings"]
 
 
@@ -98,6 +135,10 @@ def test_exhaustive_shares_trials_and_compares(searched, data):
     assert c["rank_in_sweep"] == int((means < means[hier.chosen_cut]).sum()) + 1
     assert c["trainings_ratio"] == pytest.approx(hier.cost["trainings"] / 9)
     assert 0 < c["seconds_ratio"] < 1
+    assert c["search_seconds"] == pytest.approx(hier.cost["train_seconds"])  # training seconds
+    assert c["search_wall_seconds"] == pytest.approx(hier.cost["wall_seconds"])
+    assert c["wall_ratio"] == pytest.approx(hier.cost["wall_seconds"] / exh.cost["wall_seconds"])
+    assert exh.cost["warmup_seconds"] == 0  # the process was warm already
     ax = plot_search(hier, exh)
     assert [t.get_text() for t in ax.get_xticklabels()] == cut_points("resnet18")
     plt.close(ax.figure)

@@ -8,11 +8,19 @@ Test metrics are computed for the chosen cut only (and for every trial only with
 every cut. Both are resumable and share their trial folders: a trial lives in
 ``out_dir/<cut>-s<seed>/`` and :func:`ttl.train.fit` reads a finished one back instead of
 training again, so a sweep run after a search (same ``out_dir``) only trains the missing cuts.
-Cost is counted as if every trial was trained (the seconds recorded when it was).
+
+Cost is counted as if every trial was trained (the seconds recorded when it was), in two ways:
+``train_seconds``, the sum of the per-epoch times in the trials' histories (training steps plus
+the per-epoch validation), and ``wall_seconds``, the sum of each trial's wall time (model
+building, training, the final evaluations and writing its folder). Neither includes the one-off
+warm-up of a process (CUDA context, cuDNN autotuning, first loads of the weights, allocator):
+before the first trial it trains, a procedure runs an explicit, untimed warm-up, one epoch of the
+deepest cut on a few training batches, and reports its duration as ``warmup_seconds``.
 """
 
 from __future__ import annotations
 
+import copy
 import math
 import os
 import time
@@ -27,7 +35,7 @@ from tqdm.auto import tqdm
 
 from ttl.errors import ConfigError
 from ttl.models.cuts import CutInfo, cut_info, feature_info, stage_boundaries
-from ttl.provenance import read_json, write_result
+from ttl.provenance import atomic_write_json, read_json, write_result
 from ttl.train import TrainConfig, evaluate, fit, resolve_device
 from ttl.train.runs import run_params
 
@@ -35,6 +43,8 @@ METRICS = ("auroc", "auprc", "balanced_accuracy", "f1", "loss")
 CUT_STRATEGIES = ("ttl", "lwft", "linear_probe", "transfusion", "scratch")
 NEIGHBOURHOODS = ("stage", "adjacent")
 SUMMARY = {"hierarchical": "search.json", "exhaustive": "exhaustive.json"}
+TRIAL_COST = "trial_cost.json"  # a trial's wall time, written next to its result.json
+_WARMED: set[tuple[Any, ...]] = set()  # (arch, strategy, source, device, training config) warmed up
 
 
 @dataclass
@@ -54,6 +64,7 @@ class Trial:
     best_epoch: int = -1
     reused: bool = False
     run_dir: str = ""
+    wall_seconds: float | None = None  # None: trained before wall times were recorded
 
 
 @dataclass
@@ -142,6 +153,7 @@ class _Context:
     data_params: dict[str, Any]
     done: dict[tuple[str, int], Trial] = field(default_factory=dict)
     trained_now: int = 0
+    warmup_seconds: float = 0.0
 
 
 def _metric_value(metrics: dict[str, Any], metric: str) -> float | None:
@@ -166,29 +178,73 @@ def trial_dir(out_dir: str | os.PathLike, cut: str, seed: int) -> Path:
     return Path(out_dir) / f"{cut}-s{seed}"
 
 
+def _prepare_model(ctx: _Context, cut: str, seed: int) -> Any:
+    from ttl.strategies import prepare
+
+    m = _model_spec(ctx, cut)["model"]
+    return prepare(ctx.strategy, ctx.arch, cut=cut, num_classes=m["num_classes"], source=ctx.source,
+                   width=m["width"], slim_from=m["slim_from"], seed=seed)
+
+
+def _head(dataset: Any, n: int) -> Any:
+    """A shallow copy of ``dataset`` holding ``n`` of its images, evenly spaced (so classes stored in
+    blocks are all represented)."""
+    idx = np.unique(np.linspace(0, len(dataset) - 1, min(n, len(dataset))).round().astype(np.int64))
+    sub = copy.copy(dataset)
+    sub.images = dataset.images[idx]
+    sub.labels = dataset.labels[idx]
+    return sub
+
+
+def _warm_up(ctx: _Context) -> None:
+    """Untimed warm-up before the first trial a process trains with this configuration: one epoch
+    of the deepest cut on two training batches (and a validation batch), no folder written. It pays
+    the one-off costs (CUDA context and kernels, cuDNN autotuning of every layer shape, first load
+    of the weights) that would otherwise be billed to whichever trial comes first."""
+    cfg = replace(ctx.cfg, epochs=1, n_boot=0, patience=0, progress=False)
+    key = (ctx.arch, ctx.strategy, str(ctx.source), str(resolve_device(cfg.device)),
+           tuple(sorted((k, repr(v)) for k, v in asdict(replace(cfg, seed=0)).items())))
+    if key in _WARMED:
+        return
+    t0 = time.perf_counter()
+    model = _prepare_model(ctx, feature_info(ctx.arch)[-1].name, ctx.cfg.seed)
+    fit(model, _head(ctx.train, 2 * cfg.batch_size), _head(ctx.val, cfg.batch_size), cfg)
+    _WARMED.add(key)
+    ctx.warmup_seconds += time.perf_counter() - t0
+
+
+def _finished(run: Path) -> bool:
+    return (run / "result.json").exists() and (run / "model.pt").exists()
+
+
 def _run_trial(ctx: _Context, cut: str, seed: int, phase: str) -> Trial:
     if (cut, seed) in ctx.done:
         return ctx.done[(cut, seed)]
     from ttl.efficiency import count_params
-    from ttl.strategies import prepare
 
+    run = trial_dir(ctx.out_dir, cut, seed)
+    if not _finished(run):
+        _warm_up(ctx)
+    t0 = time.perf_counter()
     info = cut_info(ctx.arch, cut)
     spec = _model_spec(ctx, cut)
-    m = spec["model"]
-    model = prepare(ctx.strategy, ctx.arch, cut=cut, num_classes=m["num_classes"], source=ctx.source,
-                    width=m["width"], slim_from=m["slim_from"], seed=seed)
+    model = _prepare_model(ctx, cut, seed)
     cfg = replace(ctx.cfg, seed=seed)
-    run = trial_dir(ctx.out_dir, cut, seed)
     res = fit(model, ctx.train, ctx.val, cfg, out_dir=run, test=ctx.test if ctx.test_all else None, params=spec)
     test_value = None
     if ctx.test_all and ctx.test is not None:
         test_metrics = res.metrics.get("test") or evaluate(res.model, ctx.test, cfg)
         test_value = _metric_value(test_metrics, ctx.metric)
+    wall: float | None = time.perf_counter() - t0
+    if res.reused:  # the wall time recorded when it was trained
+        wall = read_json(run / TRIAL_COST).get("wall_seconds") if (run / TRIAL_COST).exists() else None
+    else:
+        atomic_write_json(run / TRIAL_COST, {"wall_seconds": wall})
     trial = Trial(cut=info.name, cut_index=info.index, stage=info.stage, seed=seed, phase=phase,
                   val=_metric_value(res.metrics["val"], ctx.metric), test=test_value,
                   train_seconds=float(sum(r.get("seconds", 0.0) for r in res.history)),
                   params=count_params(res.model), trainable_params=count_params(res.model, trainable_only=True),
-                  best_epoch=int(res.best_epoch), reused=bool(res.reused), run_dir=str(run))
+                  best_epoch=int(res.best_epoch), reused=bool(res.reused), run_dir=str(run), wall_seconds=wall)
     ctx.trained_now += int(not res.reused)
     ctx.done[(cut, seed)] = trial
     return trial
@@ -234,11 +290,21 @@ def best_cut(trials: Sequence[Trial], higher_is_better: bool = True) -> tuple[st
 
 
 def _cost(ctx: _Context, trials: Sequence[Trial]) -> dict[str, Any]:
+    """What the trials cost, each as recorded when it was trained, warm-up excluded.
+
+    ``train_seconds``: sum of the per-epoch times (training plus per-epoch validation);
+    ``wall_seconds``: sum of the trials' wall times (None when a trial has none recorded);
+    ``warmup_seconds``: the untimed warm-up this call ran (0 when the process was already warm).
+    """
     device = resolve_device(ctx.cfg.device).type
     seconds = float(sum(t.train_seconds for t in trials))
+    walls = [t.wall_seconds for t in trials]
     return {"trainings": len(trials), "trained_now": ctx.trained_now,
-            "reused": sum(t.reused for t in trials), "train_seconds": seconds, "device": device,
-            "unit": "GPU-seconds" if device == "cuda" else "CPU-seconds",
+            "reused": sum(t.reused for t in trials), "train_seconds": seconds,
+            "wall_seconds": None if any(w is None for w in walls) else float(sum(walls)),
+            "warmup_seconds": ctx.warmup_seconds,
+            "warm_up": "explicit, untimed: one epoch of the deepest cut on two batches before the first trial",
+            "device": device, "unit": "GPU-seconds" if device == "cuda" else "CPU-seconds",
             "epochs_per_training": ctx.cfg.epochs}
 
 
@@ -337,7 +403,8 @@ def hierarchical(train: Any, val: Any, arch: str, source: str | os.PathLike, cfg
                           neighbourhood, seeds)
     params = _summary_params(ctx, "hierarchical", seeds, neighbourhood=neighbourhood)
     result.path = write_result(ctx.out_dir / SUMMARY["hierarchical"], result.as_dict(), params,
-                               device=resolve_device(cfg.device), wall_time_s=time.perf_counter() - t0)
+                               device=resolve_device(cfg.device),
+                               wall_time_s=time.perf_counter() - t0 - ctx.warmup_seconds)
     return result
 
 
@@ -361,7 +428,8 @@ def exhaustive(train: Any, val: Any, arch: str, source: str | os.PathLike, cfg: 
                           _cost(ctx, trials), _test_choice(ctx, chosen, seeds), seeds=seeds)
     result.path = write_result(ctx.out_dir / SUMMARY["exhaustive"], result.as_dict(),
                                _summary_params(ctx, "exhaustive", seeds, cuts=names),
-                               device=resolve_device(cfg.device), wall_time_s=time.perf_counter() - t0)
+                               device=resolve_device(cfg.device),
+                               wall_time_s=time.perf_counter() - t0 - ctx.warmup_seconds)
     return result
 
 
@@ -370,7 +438,11 @@ def exhaustive(train: Any, val: Any, arch: str, source: str | os.PathLike, cfg: 
 # ---------------------------------------------------------------------------------------------
 
 def compare(hier: SearchResult, exh: SearchResult) -> dict[str, Any]:
-    """Did the search find the sweep's best cut? Its rank, the metric gaps and the cost ratio.
+    """Did the search find the sweep's best cut? Its rank, the metric gaps and the cost ratios.
+
+    Cost: ``search_seconds``/``sweep_seconds``/``seconds_ratio`` are training seconds (the sum of
+    the per-epoch times, the figure to quote); ``*_wall_seconds``/``wall_ratio`` the trials' wall
+    times. Both are warm-up free and count every trial as it was first trained.
 
     Gaps are "how much worse the search's choice is" (>= 0 on validation by construction when
     both share their trials): ``val_gap`` from the sweep's per-cut means, ``test_gap`` between the
@@ -393,6 +465,7 @@ def compare(hier: SearchResult, exh: SearchResult) -> dict[str, Any]:
     if ht is not None and et is not None:
         test_gap = sign * (et - ht)
     hc, ec = hier.cost, exh.cost
+    hw, ew = hc.get("wall_seconds"), ec.get("wall_seconds")
     return {"metric": exh.metric, "search_choice": choice, "sweep_best": exh.chosen_cut,
             "found_best": choice == exh.chosen_cut,
             "rank_in_sweep": ranked.index(choice) + 1 if choice in ranked else None, "n_cuts": len(ranked),
@@ -402,6 +475,8 @@ def compare(hier: SearchResult, exh: SearchResult) -> dict[str, Any]:
             "trainings_ratio": hc["trainings"] / ec["trainings"] if ec["trainings"] else None,
             "search_seconds": hc["train_seconds"], "sweep_seconds": ec["train_seconds"],
             "seconds_ratio": hc["train_seconds"] / ec["train_seconds"] if ec["train_seconds"] else None,
+            "search_wall_seconds": hw, "sweep_wall_seconds": ew,
+            "wall_ratio": hw / ew if hw is not None and ew else None,
             "unit": ec.get("unit")}
 
 
