@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import nbformat
@@ -264,3 +265,194 @@ def test_strict_build_fails_on_a_broken_reference(tmp_path):
     with pytest.raises(book.BookError, match=r"(?s)strict mode.*missing_page.*full log: ") as err:
         book.build_html([], root / "book" / "executed", tmp_path / "out", root=root, log=lambda m: None)
     assert f"{root / 'book' / 'intro.md'}:3: WARNING" in str(err.value)  # the user's file, not the staged copy
+
+
+# ------------------------------------------------------------------ staging: parameters, generated pages
+
+
+def _param_notebook(path: Path, injected: bool) -> Path:
+    cells = [new_markdown_cell("# T"), new_code_cell("x = 1", metadata={"tags": ["parameters"]})]
+    if injected:
+        cells.append(new_code_cell("# Parameters\nx = 2\n", metadata={"tags": ["injected-parameters"]}))
+    cells.append(new_code_cell("print(x)"))
+    nbformat.write(new_notebook(cells=cells), str(path))
+    return path
+
+
+def test_only_the_injected_parameters_cell_is_shown(tmp_path):
+    """The default parameters cell is removed from the page (tag ``remove-cell``) when papermill
+    injected the values used; papermill's own ``parameters`` tag stays."""
+    with_injected = _param_notebook(tmp_path / "a.ipynb", injected=True)
+    assert book.tag_parameter_cells(with_injected)
+    cells = nbformat.read(str(with_injected), as_version=4).cells
+    assert cells[1].metadata.tags == ["parameters", "remove-cell"]
+    assert cells[2].metadata.tags == ["injected-parameters"]
+    assert not book.tag_parameter_cells(with_injected)  # idempotent
+    plain = _param_notebook(tmp_path / "b.ipynb", injected=False)
+    assert not book.tag_parameter_cells(plain)
+    assert nbformat.read(str(plain), as_version=4).cells[1].metadata.tags == ["parameters"]
+
+
+def _fake_results(results: Path) -> None:
+    (results / "02_feature_transferability").mkdir(parents=True)
+    (results / "05_truncation_benchmark").mkdir()
+    (results / "02_feature_transferability" / "best_cuts.csv").write_text(
+        "dataset,method,cut_index,best_cut,best_auroc\nphantom-low,TTL finetuned,4,layer2.1,0.8618\n")
+    (results / "02_feature_transferability" / "transferability_curves.png").write_bytes(b"\x89PNG fake")
+    (results / "05_truncation_benchmark" / "benchmark.csv").write_text(
+        "label,test_auroc_mean,strategy,cut,params\nfull,0.8296,full,full,1000\n"
+        "ttl(layer2.1),0.983,ttl,layer2.1,250\n")
+    hw = {"cpu_model": "Test CPU 9000", "cpu_count": 2, "device": "cpu"}
+    (results / "book_run.json").write_text(json.dumps({
+        "notebooks": [{"name": "01_data", "executed_seconds": 60.0}, {"name": "02", "executed_seconds": 120.0}],
+        "provenance": {"hardware": hw, "git": {"commit": "abcdef1234567", "dirty": False}}}))
+
+
+def test_stage_writes_the_generated_pages_and_the_run_facts(tmp_path):
+    root = tmp_path / "repo"
+    (root / "book").mkdir(parents=True)
+    (root / "weights").mkdir()
+    (root / "results" / "sources").mkdir(parents=True)
+    for name in ("_config.yml", "_toc.yml"):
+        (root / name).write_text((REPO / name).read_text())
+    (root / "weights" / "manifest.json").write_text((REPO / "weights" / "manifest.json").read_text())
+    (root / "results" / "sources" / "fractal_examples.png").write_bytes(b"\x89PNG cached")
+    (root / "book" / "intro.md").write_text("# Intro\n")
+    results = tmp_path / "results"
+    _fake_results(results)
+    executed = tmp_path / "executed"
+    executed.mkdir()
+    _param_notebook(executed / "02_feature_transferability.ipynb", injected=True)
+    profile = book.parse_profile({"hardware": "2 CPU cores", "notebooks": ["02_feature_transferability"]},
+                                 "quick")
+    stage = book.stage_book(root, tmp_path / "stage", executed, ["02_feature_transferability"], profile, results)
+    gen = stage / "book" / "_generated"
+    verdicts = (gen / "verdicts.md").read_text()
+    assert verdicts.startswith("~~~{table}") and ":name: tbl-verdicts" in verdicts
+    assert "phantom-low layer2.1 (0.862)" in verdicts
+    assert "ttl(layer2.1) 0.983 vs full TL 0.830, with 25% of the parameters" in verdicts
+    assert "| 1. " in verdicts and "held here" in verdicts
+    assert (gen / "key_figure.png").read_bytes() == b"\x89PNG fake"
+    assert ":name: fig-key-result" in (gen / "key_figure.md").read_text()
+    assert (gen / "fractals.png").read_bytes() == b"\x89PNG cached"
+    weights = (gen / "source_weights.md").read_text()
+    assert "weights/resnet18_fractal.pt" in weights and ":name: tbl-source-weights" in weights
+    subs = yaml.safe_load((stage / "_config.yml").read_text())["parse"]["myst_substitutions"]
+    assert subs["run_profile"] == "quick" and subs["run_hardware"] == "Test CPU 9000, 2 CPU cores"
+    assert subs["run_wall_time"] == "3.0 minutes" and subs["run_commit"] == "abcdef1"
+    assert subs["run_profile_hardware"] == "2 CPU cores"
+    staged = nbformat.read(str(stage / "book" / "executed" / "02_feature_transferability.ipynb"), as_version=4)
+    assert "remove-cell" in staged.cells[1].metadata.tags
+    assert "remove-cell" not in nbformat.read(str(executed / "02_feature_transferability.ipynb"),
+                                              as_version=4).cells[1].metadata.tags
+    # another profile: the discussion's verdicts are not claimed for it, and no key figure
+    other = book.stage_book(root, tmp_path / "stage2", executed, [], book.parse_profile(
+        {"notebooks": ["x"]}, "smoke"), results)
+    assert "not judged for 'smoke'" in (other / "book" / "_generated" / "verdicts.md").read_text()
+    assert "{note}" in (other / "book" / "_generated" / "key_figure.md").read_text()
+
+
+# ------------------------------------------------------------------ chapter conventions
+
+CONVERTED = ["01_data", "04_gradcam"]  # chapters that follow "Writing a chapter" (ARCHITECTURE.md)
+HIDDEN = {"remove-input", "hide-input", "remove-cell"}
+
+
+@pytest.mark.parametrize("name", CONVERTED)
+def test_chapter_follows_the_writing_conventions(name):
+    """Code is hidden except the parameters; every glued figure is placed with a name, alt text
+    and a caption; every glued table is placed; the chapter ends on prose."""
+    nb = nbformat.read(str(REPO / "notebooks" / f"{name}.ipynb"), as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    for cell in code:
+        tags = set(cell.metadata.get("tags", []))
+        assert "parameters" in tags or tags & HIDDEN, f"{name}: code shown: {cell.source[:60]!r}"
+    markdown = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+    figures = re.findall(r":::\{glue:figure\} (\w+)\n((?::\w+:.*\n)*)\n(.+)", markdown)
+    assert figures, f"{name}: no glued figure placed"
+    for key, options, caption in figures:
+        assert f":name: fig-{key.replace('_', '-')}" in options and ":alt: " in options, f"{name}: {key}"
+        assert caption.strip() and not caption.startswith(":::"), f"{name}: {key} has no caption"
+        assert "run_profile" in markdown.split(f"glue:figure}} {key}")[1].split(":::")[0], \
+            f"{name}: the caption of {key} does not name the profile"
+        assert re.search(rf"glue_figure\(fig, f?\"{key.split('_')[0]}", "\n".join(c.source for c in code)), key
+    for key in re.findall(r"glue_table\([^,]+, \"(\w+)\"", "\n".join(c.source for c in code)):
+        assert f":::{{glue:md}} {key}\n:format: myst" in markdown, f"{name}: table {key} not placed"
+    assert nb.cells[-1].cell_type == "markdown" and "{glue:text}" in nb.cells[-1].source, \
+        f"{name}: the chapter should end on an interpretation quoting glued numbers"
+
+
+# ------------------------------------------------------------------ figures, tables and numbers for the prose
+
+
+def test_tables_for_the_prose_have_no_index_rounded_numbers_and_a_caption():
+    import numpy as np
+    import pandas as pd
+
+    from ttl.experiments.figures import glue_value, markdown_table, plain, table_markdown
+
+    df = pd.DataFrame({"model": ["ttl(layer1.1)", "a|b"], "auc": [0.53301344, np.nan], "share": [0.625, 1.0]},
+                      index=[7, 9])
+    text = markdown_table(df, formats={"share": "{:.0%}"}, headers={"auc": "AUC (map)"})
+    lines = text.splitlines()
+    assert lines[0] == "| model | AUC (map) | share |" and lines[1] == "|:---|---:|---:|"
+    assert lines[2] == "| ttl(layer1.1) | 0.533 | 62% |" and lines[3] == "| a\\|b | – | 100% |"
+    assert "7" not in text and "9 " not in text  # no index
+    myst = table_markdown(df, "faith_table", "Deletion AUC.")
+    assert myst.startswith("~~~{table} Deletion AUC.\n:name: tbl-faith-table\n\n| model") and myst.endswith("~~~\n")
+    assert repr(plain(np.float64(0.25))) == "0.25" and repr(plain("quick")) == "quick"
+    assert repr(plain(np.int64(3))) == "3" and type(plain(np.int64(3))) is int
+    assert glue_value("x", 1.0) is None
+
+
+def test_glue_figure_saves_at_the_house_dpi_and_glues(tmp_path, monkeypatch):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from ttl.experiments import figures
+    from ttl.experiments.plots import house_style
+
+    glued = {}
+    monkeypatch.setattr(figures, "_glue", lambda name, value, display=False: glued.setdefault(name, value))
+    house_style()
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [0, 1])
+    figures.glue_figure(fig, "line", tmp_path)
+    assert glued["line"] is fig and (tmp_path / "line.png").stat().st_size > 1000
+    width = int.from_bytes((tmp_path / "line.png").read_bytes()[16:20], "big")  # PNG IHDR width
+    assert width / figures.FIGURE_DPI <= 7.2  # the column at 100 % zoom
+    figures.glue_run("quick", "cpu")
+    assert repr(glued["run_profile"]) == "quick" and "CPU cores" in glued["run_hardware"]
+
+
+def test_house_style_keeps_text_readable_and_wraps_panels():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from ttl.experiments.plots import MAX_WIDTH_IN, MIN_FONT_PT, gradcam_grid, house_style, panel_grid
+
+    house_style()
+    fig, ax = plt.subplots()
+    assert fig.get_figwidth() <= MAX_WIDTH_IN
+    assert min(t.get_fontsize() for t in ax.get_xticklabels() + ax.get_yticklabels()) >= MIN_FONT_PT
+    plt.close(fig)
+    fig, axes = panel_grid(5, max_cols=3)
+    assert len(axes) == 5 and fig.get_figwidth() <= MAX_WIDTH_IN
+    assert len({round(a.get_position().y0, 3) for a in axes}) == 2  # two rows, not five squeezed panels
+    plt.close(fig)
+    rng = np.random.default_rng(0)
+    images = rng.random((3, 16, 16, 3))
+    heat = {"ttl(layer1.1)": rng.random((3, 16, 16)), "full": rng.random((3, 16, 16))}
+    fig = gradcam_grid(images, heat, [0, 1, 0], {k: [0, 0, 1] for k in heat}, {k: [0.9, 0.6, 0.7] for k in heat},
+                       ["smooth", "spiculated"])
+    texts = [a.get_title() for a in fig.axes] + [a.get_xlabel() for a in fig.axes] + [a.get_ylabel() for a in fig.axes]
+    assert "true: spiculated" in texts and "smooth 0.60" in texts and "full" in texts
+    colorbars = [a for a in fig.axes if a.get_ylabel() == "Grad-CAM weight (0 to 1)"]
+    assert len(colorbars) == 1
+    assert fig.get_figwidth() <= MAX_WIDTH_IN
+    plt.close(fig)

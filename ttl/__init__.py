@@ -7,5 +7,11 @@ Submodules are imported lazily so ``import ttl`` stays fast:
 
 from __future__ import annotations
 
+import warnings
+
+# tqdm.auto warns "IProgress not found" (with a local path) in a kernel without ipywidgets, then
+# falls back to the plain bar the package uses anyway: not worth a warning in every chapter.
+warnings.filterwarnings("ignore", message="IProgress not found")
+
 __version__ = "0.1.0"
 __all__ = ["__version__"]

@@ -516,9 +516,14 @@ def book_toc(template: Mapping[str, Any], chapters: Sequence[str],
     return toc
 
 
-def stage_book(root: Path, stage: Path, executed_dir: Path, chapters: Sequence[str]) -> Path:
+def stage_book(root: Path, stage: Path, executed_dir: Path, chapters: Sequence[str],
+               profile: Profile | None = None, results_dir: Path | None = None) -> Path:
     """Copy ``_config.yml``, the book's sources and the executed notebooks into ``stage`` with a
-    table of contents listing ``chapters``. Unchanged files keep their time stamps."""
+    table of contents listing ``chapters``. Unchanged files keep their time stamps.
+
+    Each notebook's default ``parameters`` cell is hidden (:func:`tag_parameter_cells`). With
+    ``profile`` and ``results_dir``, the generated page parts (verdicts, key figure, sources) are
+    written and the run's facts become MyST substitutions (:mod:`ttl.book_pages`)."""
     root, stage = Path(root), Path(stage)
     for required in ("_config.yml", "_toc.yml"):
         if not (root / required).is_file():
@@ -536,9 +541,41 @@ def stage_book(root: Path, stage: Path, executed_dir: Path, chapters: Sequence[s
     (stage / executed_rel).mkdir(parents=True, exist_ok=True)
     for name in chapters:
         shutil.copy2(Path(executed_dir) / f"{name}.ipynb", stage / executed_rel / f"{name}.ipynb")
+        tag_parameter_cells(stage / executed_rel / f"{name}.ipynb")
     toc = book_toc(yaml.safe_load((root / "_toc.yml").read_text()), chapters)
     (stage / "_toc.yml").write_text(yaml.safe_dump(toc, sort_keys=False))
+    if profile is not None and results_dir is not None:
+        from ttl.book_pages import write_generated
+
+        facts = write_generated(stage, Path(results_dir), profile.name, chapters, profile.hardware, root)
+        config = yaml.safe_load((stage / "_config.yml").read_text())
+        subs = config.setdefault("parse", {}).setdefault("myst_substitutions", {}) or {}
+        subs.update(facts)
+        config["parse"]["myst_substitutions"] = subs
+        (stage / "_config.yml").write_text(yaml.safe_dump(config, sort_keys=False))
     return stage
+
+
+def tag_parameter_cells(path: Path) -> bool:
+    """Hide a papermill notebook's default ``parameters`` cell in the book when papermill
+    injected the values actually used (the ``injected-parameters`` cell, which stays visible).
+
+    The default cell gets the ``remove-cell`` tag in this (staged) copy only: papermill reads the
+    source notebook's ``parameters`` tag, which is untouched. Returns whether a cell was hidden.
+    """
+    nb = json.loads(Path(path).read_text())
+    cells = nb.get("cells", [])
+    tags = [c.get("metadata", {}).get("tags", []) for c in cells]
+    if not any("injected-parameters" in t for t in tags):
+        return False
+    hidden = False
+    for cell, cell_tags in zip(cells, tags):
+        if "parameters" in cell_tags and "remove-cell" not in cell_tags:
+            cell.setdefault("metadata", {})["tags"] = [*cell_tags, "remove-cell"]
+            hidden = True
+    if hidden:
+        Path(path).write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
+    return hidden
 
 
 def jupyter_book_command() -> list[str]:
@@ -548,7 +585,8 @@ def jupyter_book_command() -> list[str]:
 
 
 def build_html(chapters: Sequence[str], executed_dir: Path, build_dir: Path | None = None,
-               root: Path = REPO_ROOT, log: Any = None) -> Path:
+               root: Path = REPO_ROOT, log: Any = None, profile: Profile | None = None,
+               results_dir: Path | None = None) -> Path:
     """Build the HTML book (strict) into ``<build_dir>/_build/html``; return that folder.
 
     ``build_dir`` defaults to ``root`` (so the book lands in ``_build/html``). The sources are
@@ -561,7 +599,8 @@ def build_html(chapters: Sequence[str], executed_dir: Path, build_dir: Path | No
     if absent:
         log(f"not executed yet, left out of the book: {', '.join(absent)}")
     chapters = [c for c in chapters if c not in absent]
-    stage = stage_book(root, build_dir / "_build" / "book_source", Path(executed_dir), chapters)
+    stage = stage_book(root, build_dir / "_build" / "book_source", Path(executed_dir), chapters,
+                       profile, results_dir)
     html = build_dir / "_build" / "html"
     cmd = jupyter_book_command() + ["build", str(stage), "--path-output", str(build_dir),
                                     "-W", "-n", "--keep-going", "--all"]
@@ -599,7 +638,8 @@ def run_book(profile: Profile | str | os.PathLike, *, only: Sequence[str] | None
                              root=root, progress=progress, log=log)
     if build:
         t0 = time.perf_counter()
-        result.html_dir = build_html(profile.names(), result.executed_dir, build_dir, root, log)
+        result.html_dir = build_html(profile.names(), result.executed_dir, build_dir, root, log,
+                                     profile, result.results_dir)
         from ttl.provenance import write_result
 
         record = json.loads(result.record.read_text())

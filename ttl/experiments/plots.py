@@ -1,15 +1,68 @@
-"""Figures of the experiments: per-cut curves and the accuracy-versus-cost benchmark."""
+"""Figures of the experiments in the book's house style: per-cut curves, the accuracy-versus-cost
+benchmark, example-image grids and the Grad-CAM grid.
+
+House style (:func:`house_style`): figures at most :data:`MAX_WIDTH_IN` inches wide (the book's
+column at 100 % zoom), text at least 9 pt, PNGs at 150 dpi. A figure with several panels wraps
+them into rows (:func:`panel_grid`) instead of shrinking them.
+"""
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+import matplotlib as mpl
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+MAX_WIDTH_IN = 7.0  # the book's text column, in inches, at 100 % zoom
+MIN_FONT_PT = 9.0  # smallest text in a figure (tick labels, legends, annotations)
+STYLE: dict[str, Any] = {
+    "figure.figsize": (MAX_WIDTH_IN, 3.6),
+    "figure.dpi": 150,
+    "savefig.dpi": 150,
+    "savefig.bbox": "tight",
+    "figure.constrained_layout.use": True,
+    "font.size": 10,
+    "axes.titlesize": 10.5,
+    "axes.labelsize": 10,
+    "xtick.labelsize": MIN_FONT_PT,
+    "ytick.labelsize": MIN_FONT_PT,
+    "legend.fontsize": MIN_FONT_PT,
+    "legend.title_fontsize": MIN_FONT_PT,
+    "figure.titlesize": 11,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.grid": False,
+    "image.interpolation": "nearest",
+}
 
-def _axes(ax: Any, figsize: tuple[float, float] = (7, 3.6)) -> Any:
+
+def house_style() -> dict[str, Any]:
+    """Apply the book's matplotlib style (call once per notebook, after ``%matplotlib inline``)."""
+    mpl.rcParams.update(STYLE)
+    return dict(STYLE)
+
+
+def panel_grid(n: int, max_cols: int = 3, panel_height: float = 2.6, width: float = MAX_WIDTH_IN,
+               **subplots: Any) -> tuple[Any, np.ndarray]:
+    """A figure ``width`` wide with ``n`` panels in rows of at most ``max_cols`` (unused hidden).
+
+    Returns ``(fig, axes)`` with ``axes`` flat and of length ``n``.
+    """
+    cols = max(1, min(n, max_cols))
+    rows = max(1, math.ceil(n / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(min(width, MAX_WIDTH_IN), panel_height * rows),
+                             squeeze=False, **subplots)
+    flat = axes.ravel()
+    for ax in flat[n:]:
+        ax.set_visible(False)
+    return fig, flat[:n]
+
+
+def _axes(ax: Any, figsize: tuple[float, float] = (MAX_WIDTH_IN, 3.6)) -> Any:
     if ax is None:
         _, ax = plt.subplots(figsize=figsize, constrained_layout=True)
     return ax
@@ -34,12 +87,12 @@ def plot_cut_curves(df: pd.DataFrame, value: str = "auroc", hue: str = "source",
             ax.fill_between(x, stats["mean"] - sd, stats["mean"] + sd, alpha=0.2)
     if chance is not None:
         ax.axhline(chance, color="grey", lw=0.8, ls=":", label="chance")
-    ax.set_xticks(order["cut_index"], order["cut"], rotation=60, ha="right", fontsize=8)
+    ax.set_xticks(order["cut_index"], order["cut"], rotation=60, ha="right")
     ax.set_xlabel("cut point (deeper →)")
     ax.set_ylabel(value.replace("_", " ").upper() if value == "auroc" else value.replace("_", " "))
     if title:
         ax.set_title(title)
-    ax.legend(fontsize=8, frameon=False)
+    ax.legend(frameon=False)
     ax.grid(alpha=0.3)
     return ax
 
@@ -52,7 +105,7 @@ def plot_accuracy_vs_cost(summary: pd.DataFrame, cost: str = "params", value: st
     yerr = np.vstack([(mean - low).fillna(0).clip(lower=0), (high - mean).fillna(0).clip(lower=0)])
     ax.errorbar(summary[cost], mean, yerr=yerr, fmt="o", capsize=3)
     for _, row in summary.iterrows():
-        ax.annotate(row["label"], (row[cost], row[f"{value}_mean"]), fontsize=7, xytext=(4, 4),
+        ax.annotate(row["label"], (row[cost], row[f"{value}_mean"]), fontsize=MIN_FONT_PT, xytext=(4, 4),
                     textcoords="offset points")
     ax.set_xscale("log")
     ax.set_xlabel({"params": "parameters", "flops": "FLOPs per image", "latency_ms": "latency (ms)"}.get(cost, cost))
@@ -61,3 +114,69 @@ def plot_accuracy_vs_cost(summary: pd.DataFrame, cost: str = "params", value: st
         ax.set_title(title)
     ax.grid(alpha=0.3, which="both")
     return ax
+
+
+def _grid_cols(n: int) -> int:
+    """Columns for ``n`` example images: a divisor of ``n`` among 6, 5, 4 when there is one."""
+    for cols in (4, 5, 6):
+        if n % cols == 0 and n // cols <= 4:
+            return cols
+    return min(n, 5) or 1
+
+
+def example_grid(images: np.ndarray, titles: Sequence[str], cols: int | None = None,
+                 width: float = MAX_WIDTH_IN) -> Any:
+    """Images (N, H, W) grey uint8 or (N, H, W, 3) in a grid ``width`` wide, each titled (9 pt)."""
+    n = len(images)
+    cols = cols or _grid_cols(n)
+    rows = max(1, math.ceil(n / cols))
+    cell = width / cols
+    fig, axes = plt.subplots(rows, cols, figsize=(width, (cell + 0.25) * rows), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for ax, img, title in zip(axes.ravel(), images, titles):
+        grey = img.ndim == 2
+        ax.imshow(img, cmap="gray" if grey else None, vmin=0, vmax=255 if img.dtype == np.uint8 else 1)
+        ax.set_title(title, fontsize=MIN_FONT_PT, pad=2)
+    return fig
+
+
+def gradcam_grid(images: np.ndarray, heatmaps: Mapping[str, np.ndarray], true: Sequence[int],
+                 predicted: Mapping[str, Sequence[int]], probability: Mapping[str, Sequence[float]],
+                 class_names: Sequence[str], width: float = MAX_WIDTH_IN, cmap: str = "jet",
+                 alpha: float = 0.45) -> Any:
+    """Grad-CAM maps: one column per image (titled with its true class), a first row with the
+    images, then one row per model (its heat map over the image, the predicted class and its
+    probability under each map, red when wrong), and one colour bar for the map values in [0, 1].
+
+    ``images``: (N, H, W, 3) floats in [0, 1]; ``heatmaps[model]``: (N, H, W) in [0, 1].
+    """
+    models = list(heatmaps)
+    n = min(len(images), *(len(h) for h in heatmaps.values()))
+    cell = (width - 1.4) / n
+    fig, axes = plt.subplots(len(models) + 1, n, figsize=(width, (cell + 0.42) * (len(models) + 1)),
+                             squeeze=False, layout="constrained")
+    for j in range(n):
+        axes[0, j].imshow(np.clip(images[j], 0, 1))
+        axes[0, j].set_title(f"true: {class_names[int(true[j])]}", fontsize=MIN_FONT_PT)
+        for i, model in enumerate(models, 1):
+            ax = axes[i, j]
+            ax.imshow(np.clip(images[j], 0, 1))
+            ax.imshow(heatmaps[model][j], cmap=cmap, alpha=alpha, vmin=0, vmax=1)
+            pred = int(predicted[model][j])
+            wrong = pred != int(true[j])
+            ax.set_xlabel(f"{class_names[pred]} {float(probability[model][j]):.2f}", fontsize=MIN_FONT_PT,
+                          labelpad=2, color="#b00020" if wrong else "black")
+    axes[0, 0].set_ylabel("image", fontsize=MIN_FONT_PT)
+    for i, model in enumerate(models, 1):
+        axes[i, 0].set_ylabel(model, fontsize=MIN_FONT_PT)
+    for ax in axes.ravel():
+        ax.set_xticks([])
+        ax.set_yticks([])
+        for spine in ax.spines.values():
+            spine.set_visible(False)
+    mappable = mpl.cm.ScalarMappable(norm=mpl.colors.Normalize(0, 1), cmap=cmap)
+    bar = fig.colorbar(mappable, ax=axes, shrink=0.6, pad=0.02)
+    bar.set_label("Grad-CAM weight (0 to 1)", fontsize=MIN_FONT_PT)
+    bar.ax.tick_params(labelsize=MIN_FONT_PT)
+    return fig
