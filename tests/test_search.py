@@ -1,5 +1,6 @@
 import json
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import torch
@@ -64,7 +65,10 @@ def test_stage_one_at_boundaries_then_the_best_stage(searched):
     assert df["test_loss"].isna().all()
     assert res.chosen_test["cut"] == res.chosen_cut and set(res.chosen_test["per_seed"]) == {"0"}
     assert res.cost["train_seconds"] == pytest.approx(df.train_seconds.sum()) and res.cost["device"] == "cpu"
-    assert all((out / f"{c}-s0" / "result.json").exists() for c in df.cut)
+    assert all((Path(t.run_dir) / "result.json").exists() for t in res.trials)
+    lr = f"lr{CFG.lr:g}-s0"  # TTL at the last cut is full TL: filed beside, as the grids file it
+    assert {Path(t.run_dir).relative_to(out.parent).as_posix() for t in res.trials} == \
+        {f"full/full-{lr}" if c == "layer4.1" else f"{out.name}/{c}-{lr}" for c in df.cut}
     doc = json.loads((out / "search.json").read_text())
     assert doc["chosen_cut"] == res.chosen_cut and doc["provenance"]["params"]["kind"] == "hierarchical"
     back = read_search(out / "search.json")
@@ -82,7 +86,7 @@ def test_cost_reports_training_and_wall_seconds_without_the_warm_up(searched):
     assert cost["wall_seconds"] == pytest.approx(sum(walls))
     for t in res.trials:  # a trial's wall time holds its training time, and is kept in its folder
         assert t.wall_seconds > t.train_seconds > 0
-        assert json.loads((out / f"{t.cut}-s0" / "trial_cost.json").read_text())["wall_seconds"] == t.wall_seconds
+        assert json.loads((Path(t.run_dir) / "trial_cost.json").read_text())["wall_seconds"] == t.wall_seconds
     doc = json.loads((out / "search.json").read_text())
     assert doc["cost"]["wall_seconds"] == pytest.approx(cost["wall_seconds"])
     assert read_search(out / "search.json").trials[0].wall_seconds == walls[0]
@@ -198,3 +202,19 @@ def test_cli_search_json(tmp_path, capsys):
     assert json.loads(capsys.readouterr().out)["search"]["cost"]["trained_now"] == 0
     with pytest.raises(SystemExit):  # argparse rejects a strategy without a cut
         main([*argv, "--strategy", "full"])
+
+
+def test_a_search_reads_back_the_runs_a_strategy_grid_trained(data, tmp_path):
+    """Grids and searches file the same training in the same folder (RunSpec), so a search after
+    a chapter's grid trains only what is missing (here: nothing at the boundaries it shares)."""
+    from ttl.experiments import run_strategies
+    from ttl.strategies import StrategySpec
+
+    train, val, test = data
+    specs = [StrategySpec("ttl", c) for c in BOUNDARIES[:-1]] + [StrategySpec("full")]
+    grid = run_strategies(specs, "resnet18", "scratch", {"train": train, "val": val, "test": test}, CFG, [0],
+                          tmp_path)
+    res = hierarchical(train, val, "resnet18", "scratch", CFG, tmp_path / "ttl", seeds=(0,), metric="loss")
+    reused = {t.cut: t.reused for t in res.trials}
+    assert all(reused[c] for c in BOUNDARIES), reused
+    assert {str(Path(t.run_dir)) for t in res.trials if t.cut in BOUNDARIES} == set(grid["run_dir"])

@@ -6,7 +6,8 @@ boundary's neighbourhood and picks the cut with the best **validation** metric (
 Test metrics are computed for the chosen cut only (and for every trial only with
 ``test_all=True``, for reporting; they never take part in the choice). :func:`exhaustive` trains
 every cut. Both are resumable and share their trial folders: a trial lives in
-``out_dir/<cut>-s<seed>/`` and :func:`ttl.train.fit` reads a finished one back instead of
+``out_dir/<cut>-lr<lr>-s<seed>/`` (:meth:`ttl.train.runs.RunSpec.name`; TTL at the last cut is full
+TL, in ``out_dir/../full/``) and :func:`ttl.train.fit` reads a finished one back instead of
 training again, so a sweep run after a search (same ``out_dir``) only trains the missing cuts.
 
 Cost is counted as if every trial was trained (the seconds recorded when it was), in two ways:
@@ -37,7 +38,7 @@ from ttl.errors import ConfigError
 from ttl.models.cuts import CutInfo, cut_info, feature_info, stage_boundaries
 from ttl.provenance import atomic_write_json, read_json, write_result
 from ttl.train import TrainConfig, evaluate, fit, resolve_device
-from ttl.train.runs import run_params
+from ttl.train.runs import RunSpec, run_params
 
 METRICS = ("auroc", "auprc", "balanced_accuracy", "f1", "loss")
 CUT_STRATEGIES = ("ttl", "lwft", "linear_probe", "transfusion", "scratch")
@@ -167,23 +168,44 @@ def _num_classes(dataset: Any) -> int:
     return len(dataset.classes)
 
 
+def _as_trained(ctx: _Context, cut: str) -> tuple[str, str | None]:
+    """The (strategy, cut) a trial trains: TTL at the network's last cut *is* full TL, filed as
+    ``full`` so grids and searches share that run."""
+    if ctx.strategy == "ttl" and cut == feature_info(ctx.arch)[-1].name:
+        return "full", None
+    return ctx.strategy, cut
+
+
 def _model_spec(ctx: _Context, cut: str) -> dict[str, Any]:
     # the same parameter blocks as `ttl train` and ttl.experiments, so run folders are interchangeable
-    return run_params(ctx.strategy, ctx.arch, cut, ctx.source, 0.5 if ctx.strategy == "transfusion" else 1.0,
+    strategy, trained_cut = _as_trained(ctx, cut) if cut != "-" else (ctx.strategy, cut)
+    return run_params(strategy, ctx.arch, trained_cut, ctx.source, 0.5 if strategy == "transfusion" else 1.0,
                       None, _num_classes(ctx.train), getattr(ctx.train, "name", "unnamed"), **ctx.data_params)
 
 
-def trial_dir(out_dir: str | os.PathLike, cut: str, seed: int) -> Path:
-    """Where the trial of ``cut`` with ``seed`` lives."""
-    return Path(out_dir) / f"{cut}-s{seed}"
+def _trial_run(ctx: _Context, cut: str, seed: int) -> Path:
+    strategy, trained_cut = _as_trained(ctx, cut)
+    if strategy != ctx.strategy:  # the full network: <base>/full/..., beside <base>/ttl/...
+        return trial_dir(ctx.out_dir.parent / strategy, trained_cut, seed, ctx.cfg.lr, strategy)
+    return trial_dir(ctx.out_dir, cut, seed, ctx.cfg.lr, ctx.strategy)
+
+
+def trial_dir(out_dir: str | os.PathLike, cut: str, seed: int, lr: float = 1e-3, strategy: str = "ttl") -> Path:
+    """Where the trial of ``cut`` with ``seed`` lives: ``out_dir/<RunSpec.name()>``, with ``out_dir``
+    the strategy's folder under a base runs folder (``<base>/ttl``), exactly where
+    :func:`ttl.train.runs.get_or_train` files the same training."""
+    width = 0.5 if strategy == "transfusion" else 1.0
+    return Path(out_dir) / RunSpec(strategy, cut, width, lr=float(lr), seed=int(seed)).name()
 
 
 def _prepare_model(ctx: _Context, cut: str, seed: int) -> Any:
     from ttl.strategies import prepare
 
+    strategy, trained_cut = _as_trained(ctx, cut)
     m = _model_spec(ctx, cut)["model"]
-    return prepare(ctx.strategy, ctx.arch, cut=cut, num_classes=m["num_classes"], source=ctx.source,
+    return prepare(strategy, ctx.arch, cut=trained_cut, num_classes=m["num_classes"], source=ctx.source,
                    width=m["width"], slim_from=m["slim_from"], seed=seed)
+
 
 
 def _head(dataset: Any, n: int) -> Any:
@@ -222,7 +244,7 @@ def _run_trial(ctx: _Context, cut: str, seed: int, phase: str) -> Trial:
         return ctx.done[(cut, seed)]
     from ttl.efficiency import count_params
 
-    run = trial_dir(ctx.out_dir, cut, seed)
+    run = _trial_run(ctx, cut, seed)
     if not _finished(run):
         _warm_up(ctx)
     t0 = time.perf_counter()
@@ -317,7 +339,7 @@ def _test_choice(ctx: _Context, cut: str, seeds: Sequence[int]) -> dict[str, Any
     per_seed: dict[str, float | None] = {}
     full: dict[str, Any] = {}
     for seed in seeds:
-        model, _ = load_run(trial_dir(ctx.out_dir, cut, seed))
+        model, _ = load_run(_trial_run(ctx, cut, seed))
         metrics = evaluate(model, ctx.test, replace(ctx.cfg, seed=seed))
         full[str(seed)] = metrics
         per_seed[str(seed)] = _metric_value(metrics, ctx.metric)

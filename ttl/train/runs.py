@@ -29,6 +29,8 @@ def load_run(run_dir: str | Path) -> tuple[torch.nn.Module, dict[str, Any]]:
     The run's parameters must hold a ``model`` block (strategy, arch, cut, source, width, slim_from,
     num_classes), as ``ttl train`` and :mod:`ttl.experiments` record.
     """
+    from ttl.models.sources import bn_eps
+    from ttl.models.truncated import set_bn_eps
     from ttl.strategies import prepare
 
     run_dir = Path(run_dir)
@@ -41,6 +43,9 @@ def load_run(run_dir: str | Path) -> tuple[torch.nn.Module, dict[str, Any]]:
     model = prepare(spec["strategy"], spec["arch"], cut=spec["cut"], num_classes=spec["num_classes"],
                     source="scratch", width=spec.get("width", 1.0), slim_from=spec.get("slim_from"))
     model.source = spec["source"]
+    eps = bn_eps(spec["source"], spec["arch"]) if spec["strategy"] != "scratch" else None
+    if eps is not None:  # e.g. Keras' DenseNet-121 ImageNet weights were trained with eps 1.001e-5
+        set_bn_eps(model, eps)
     model.load_state_dict(torch.load(run_dir / "model.pt", map_location="cpu", weights_only=True))
     return model, params
 
@@ -69,10 +74,15 @@ class RunSpec:
             return f"{self.strategy}({self.cut}{extra})"
         return self.strategy
 
-    def folder(self) -> str:
-        """``<strategy>/<cut>[-w<width>]-lr<lr>-s<seed>`` (relative to a base runs folder)."""
+    def name(self) -> str:
+        """``<cut>[-w<width>]-lr<lr>-s<seed>``: the run's folder inside its strategy's folder."""
         width = f"-w{self.width:g}" if self.strategy == "transfusion" and self.width != 1 else ""
-        return f"{self.strategy}/{self.cut or 'full'}{width}-lr{self.lr:g}-s{self.seed}"
+        return f"{self.cut or 'full'}{width}-lr{self.lr:g}-s{self.seed}"
+
+    def folder(self) -> str:
+        """``<strategy>/<name>`` (relative to a base runs folder; :mod:`ttl.search` puts its trials
+        in ``<base>/<strategy>/<name>``, so grids and searches share finished runs)."""
+        return f"{self.strategy}/{self.name()}"
 
 
 def get_or_train(spec: RunSpec, arch: str, source: str | os.PathLike, data: dict[str, Any], cfg: Any,
