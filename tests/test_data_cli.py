@@ -85,3 +85,26 @@ def test_summary_and_example_grid():
                        ["A", "B"], "multilabel", "toy")
     assert list(summary(rgb)["count"]) == [2, 1]
     assert {ax.get_title() for ax in example_grid(rgb, n=3).axes if ax.images} == {"A", "none", "A, B"}
+
+
+def test_audit_json_and_table(capsys):
+    rc = _run(["data", "audit", "phantom-high", "--n-per-class", "40", "--size", "32", "--n-boot", "20",
+               "--seed", "3", "--json"])
+    assert rc == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["level"] == "high" and doc["margin"] == 0.60 and isinstance(doc["passes"], bool)
+    rows = doc["rows"]
+    assert {"feature_family", "model", "auroc", "ci_low", "ci_high", "margin", "passes"} <= set(rows[0])
+    judged = {r["feature_family"] for r in rows if r["judged"]}
+    assert {"blob-shape", "profile-sorted", "edge-energy"} <= judged and "profile-raw" not in judged
+    assert all(r["ci_low"] <= r["auroc"] <= r["ci_high"] for r in rows)
+    assert _run(["data", "audit", "low", "--n-per-class", "20", "--size", "32", "--n-boot", "10"]) == 0
+    text = capsys.readouterr().out
+    assert "AUROC <= 0.60" in text and "texture-gabor" in text and "verdict:" in text
+
+
+def test_audit_errors_are_ttl_errors():
+    with pytest.raises(TTLError, match="LEVEL must be one of"):
+        _run(["data", "audit", "chexpert"])
+    with pytest.raises(TTLError, match="contrast"):
+        _run(["data", "audit", "mid", "--contrast", "0"])

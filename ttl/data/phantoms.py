@@ -8,30 +8,36 @@ predicts that a shallow cut of a pretrained network suffices when the label is a
 feature and that deeper cuts are needed when it is a global arrangement. Nothing learnt on them
 says anything about real patients.
 
-Every lesion has the same ingredients: a soft bright blob whose border is either smooth
-(slightly lobulated) or spiculated (thin tapering spikes, area-matched to the smooth one), filled
-with a fine sinusoidal grain of some orientation. What decides the class depends on ``level``:
+Every image is turned by a random angle in [-25, 25] degrees (patient positioning) and holds one
+to three plain round nodules (distractors, no grain, no strands) in its lung fields. Every lesion
+has the same ingredients: a soft bright core with a smooth, slightly lobulated border, filled with
+a fine sinusoidal grain of some orientation, and 5 to 8 thin tapering strands spread around it a
+small gap beyond the border. What decides the class depends on ``level``:
 
 ``"low"`` -- classes ``grain-horizontal`` / ``grain-vertical``: the orientation of the fine grain
-    inside the lesion (period of 3 to 8 pixels). The lesion's border type, size and position are
-    drawn independently of the class, so they are uninformative.
-``"mid"`` -- classes ``smooth`` / ``spiculated``: the shape of the lesion's border. The grain's
-    orientation is uniform and the lesions are area-matched, so texture and size do not tell.
+    inside the lesion (period 3 to 8 pixels, in the image's axes). Its amplitude is uniform down to
+    zero, so faint grains are undecidable. Strands, size and place do not depend on the class.
+``"mid"`` -- classes ``smooth`` / ``spiculated``: the configuration of the strands. ``spiculated``:
+    every strand points radially away from the core (a sunburst); ``smooth``: each strand is turned
+    about its own middle by a uniform angle (tangled satellite strands). Both classes have the same
+    number, length, width, brightness and gap of strands and the same core, so the bright area,
+    the edge length and the spread of edge orientations match: global intensity, gradient or
+    Laplacian energy and global texture statistics do not tell the class (version 2's spiculated
+    borders were longer and had more gradient energy: AUROC 0.81 from that one number).
 ``"high"`` -- classes ``symmetric`` / ``offset``: both lung fields hold one lesion, and the two
-    are identical (same shape, size, grain). ``symmetric``: they sit at the same height
-    (within half a percent); ``offset``: their heights differ by at least 8 % of the image. Each
-    lesion's own place (its height in the field, its distance from the midline) has the same
-    distribution in both classes, so neither the look of a lesion nor its surroundings tell the
-    class -- only the relation between the two, which a network sees only with a receptive field
-    spanning both fields.
+    are identical (same core, strands, grain). ``symmetric``: they sit at the same height in the
+    body's frame (within half a percent); ``offset``: their heights differ by at least 8 % of the
+    image. Each lesion's own place has the same distribution in both classes. Because the body is
+    turned and distractor nodules add bright rows anywhere, the image's row and column profiles no
+    longer tell the class (version 2: gradient boosting on the sorted row profile, AUROC 0.93);
+    only the relation between the two lesions and the body's axis does.
 
-A check of the levels (64 px, 600 images per class, a small CNN trained from scratch with
-global average pooling after k blocks of two 3x3 convolutions and a 2x2 max-pool, i.e. receptive
-fields of about 6/16/36/76 px for k = 1..4; test accuracy on 600 test images, mean of two
-seeds, generator version 2, one H100): low 0.56 / 0.94 / 0.97 / 0.96; mid 0.58 / 0.75 / 0.83 /
-0.86; high 0.50 / 0.51 / 0.48 / 0.97.
-Low needs two blocks, mid gains up to three or four, high is at chance until the receptive
-field spans both lung fields.
+Calibration (generator version 3): ``contrast=1`` means the calibrated conspicuity
+(``CONSPICUITY`` per level multiplies the lesions' drawn contrast), chosen so that
+:func:`ttl.data.audit.shortcut_audit` finds no lower-level shortcut (judged families at most
+AUROC 0.60) and the lesions stay visible at 64 px; ``scripts/calibrate_phantoms.py`` measures the
+converged finetuning, the probes and the audit. ``contrast`` stays available to make the lesions
+fainter or more conspicuous.
 
 The classes are invariant to horizontal and vertical flips (augmentations keep labels valid);
 crops that cut a lesion off would corrupt ``"high"`` labels, so prefer flips only there.
@@ -61,10 +67,21 @@ CLASSES: dict[str, list[str]] = {
     "high": ["symmetric", "offset"],
 }
 SPLITS = ("train", "val", "test")
-GENERATOR_VERSION = 2  # bump whenever the pixels a given seed produces change
+GENERATOR_VERSION = 3  # bump whenever the pixels a given seed produces change (it keys the cache)
 MIN_SIZE, MAX_SIZE = 32, 512
 _TABLE = 360  # angular bins of a lesion's radius table
-_SPIKES = 12  # spike slots of a spiculated lesion (some get zero height)
+_SPIKES = 8  # strand slots of a lesion (some get zero length)
+# calibration (see the module docstring): `contrast=1` multiplies the lesions' contrast by these
+CONSPICUITY = {"low": 6.0, "mid": 4.0, "high": 3.0}
+ROTATION = math.radians(25.0)  # the body is turned by a uniform angle in [-ROTATION, ROTATION]
+R0 = {"low": (0.11, 0.15), "mid": (0.11, 0.15), "high": (0.08, 0.11)}  # core radius / image side
+GRAIN_AMP = {"low": (0.0, 0.35), "mid": (0.15, 0.35), "high": (0.15, 0.35)}  # low: faint grains undecidable
+GAP = (0.3, 0.6)  # a strand's gap beyond the core's border, in core radii
+RADIAL_JITTER = 0.15  # radians: how far a spiculated lesion's strands stray from radial
+STRAND_LEVEL = (0.3, 0.8)  # a lesion's strands' brightness relative to its core (faint: hard)
+STRAND_WIDTH = (0.10, 0.16)  # a strand's half-width at its wide end, in core radii
+DISTRACTORS = 3  # plain nodules per image: 1 to 3
+MIN_OFFSET = 0.08  # "offset" lesions' least height difference in the body frame
 
 
 @dataclasses.dataclass(frozen=True)
@@ -137,7 +154,7 @@ def generate(level: str, n_per_class: int = 600, size: int = 64, seed: int = 0, 
     clean = rng.permutation(np.r_[np.zeros(n0, np.int64), np.ones(n1, np.int64)])
     n = clean.size
     params = _draw_params(rng, clean, p.level)
-    params["contrast"] = params["contrast"] * np.float32(p.contrast)
+    params["contrast"] = params["contrast"] * np.float32(p.contrast * CONSPICUITY[p.level])
     images = np.empty((n, 1, p.size, p.size), np.uint8)
     chunk = max(8, int(2**22 // (p.size * p.size)))
     starts = range(0, n, chunk)
@@ -154,7 +171,8 @@ def generate(level: str, n_per_class: int = 600, size: int = 64, seed: int = 0, 
     n_flip = int(round(p.label_noise * n))
     flipped = np.sort(rng.choice(n, size=n_flip, replace=False)) if n_flip else np.zeros(0, np.int64)
     labels[flipped] = 1 - labels[flipped]
-    lesions = np.stack([params["lx"], params["ly"]], -1) * p.size  # (N, L, 2) pixel centres (x, y)
+    ix, iy = to_image_frame(params["lx"], params["ly"], params["rot"][:, None])
+    lesions = np.stack([ix, iy], -1) * p.size  # (N, L, 2) pixel centres (x, y) in the image
     info = {"classes": list(CLASSES[p.level]), "clean_labels": clean, "flipped": flipped,
             "lesion_xy": lesions.astype(np.float32), "lesion_radius": (params["r0"] * p.size).astype(np.float32),
             "split_seed": s_seed, "params": dataclasses.asdict(p), "split": split,
@@ -173,7 +191,7 @@ def _u(rng: np.random.Generator, lo: float, hi: float, n: int) -> np.ndarray:
 def _draw_params(rng: np.random.Generator, y: np.ndarray, level: str) -> dict[str, np.ndarray]:
     n = y.size
     q: dict[str, np.ndarray] = {}
-    # anatomy
+    # anatomy (in the body's own frame; the body is then turned by `rot` about the image centre)
     q["cy"] = 0.50 + rng.normal(0, 0.015, n).astype(np.float32)
     q["cxl"] = 0.30 + rng.normal(0, 0.012, n).astype(np.float32)
     q["cxr"] = 0.70 + rng.normal(0, 0.012, n).astype(np.float32)
@@ -190,24 +208,35 @@ def _draw_params(rng: np.random.Generator, y: np.ndarray, level: str) -> dict[st
     q["noise_amp"] = _u(rng, 0.025, 0.05, n)
     q["pix_noise"] = _u(rng, 0.012, 0.03, n)
     q["gamma"] = _u(rng, 0.85, 1.15, n)
+    q["rot"] = _u(rng, -ROTATION, ROTATION, n)  # patient positioning, radians
     # lesion appearance (shared by both lesions of a "high" image)
-    q["r0"] = _u(rng, 0.085, 0.12, n) if level == "low" else _u(rng, 0.07, 0.10, n)
+    q["r0"] = _u(rng, *R0[level], n)
     q["contrast"] = _u(rng, 0.08, 0.15, n)
-    q["grain_amp"] = _u(rng, 0.15, 0.35, n)
+    q["grain_amp"] = _u(rng, *GRAIN_AMP[level], n)
     q["grain_phase"] = _u(rng, 0, 2 * math.pi, n)
     q["grain_frac"] = _u(rng, 0.85, 1.15, n)  # period multiplier
     if level == "low":  # class = grain orientation: 0 = horizontal stripes, 1 = vertical stripes
         q["grain_angle"] = (y * (math.pi / 2) + rng.uniform(-0.2, 0.2, n)).astype(np.float32)
     else:
         q["grain_angle"] = _u(rng, 0, math.pi, n)
-    spiculated = (y == 1) if level == "mid" else (rng.random(n) < 0.5)
-    q["radius_table"] = _radius_tables(rng, spiculated)
-    # lesion places (normalised coordinates, x to the right, y down)
+    q["radius_table"] = _radius_tables(rng, n)
+    radial = (y == 1) if level == "mid" else (rng.random(n) < 0.5)
+    q.update(_spikes(rng, radial, q["radius_table"]))
+    # distractors: up to DISTRACTORS plain round nodules (no grain, no strands) anywhere in the lung
+    # fields, the same in every class: they blur any class signal in intensity profiles
+    side = np.where(rng.random((n, DISTRACTORS)) < 0.5, q["cxl"][:, None], q["cxr"][:, None])
+    rad = np.sqrt(rng.random((n, DISTRACTORS)))
+    ang = rng.uniform(0, 2 * math.pi, (n, DISTRACTORS))
+    q["nod_x"] = (side + 0.6 * q["ax"][:, None] * rad * np.cos(ang)).astype(np.float32)
+    q["nod_y"] = (q["cy"][:, None] + 0.8 * q["ay"][:, None] * rad * np.sin(ang)).astype(np.float32)
+    q["nod_r"] = (rng.uniform(0.5, 0.9, (n, DISTRACTORS)) * q["r0"][:, None]).astype(np.float32)
+    q["nod_r"] *= np.arange(DISTRACTORS)[None, :] < rng.integers(1, DISTRACTORS + 1, (n, 1))
+    # lesion places (body frame, normalised coordinates, x to the right, y down)
     if level == "high":
         # each lesion's place has the same marginal distribution in both classes: x uniform in its
         # field's central band, y uniform in [cy - H/2, cy + H/2]; "symmetric" copies the height,
         # "offset" rotates it by a uniform shift in [MIN, H - MIN] modulo H (still uniform).
-        span, min_off = 0.36, 0.08
+        span, min_off = 0.36, MIN_OFFSET
         x_l = q["cxl"] + q["ax"] * _u(rng, -0.4, 0.4, n)
         x_r = q["cxr"] + q["ax"] * _u(rng, -0.4, 0.4, n)
         t_l = _u(rng, 0, span, n)
@@ -229,22 +258,40 @@ def _draw_params(rng: np.random.Generator, y: np.ndarray, level: str) -> dict[st
     return q
 
 
-def _radius_tables(rng: np.random.Generator, spiculated: np.ndarray) -> np.ndarray:
-    """Relative border radius per angle bin, (N, _TABLE); spiculated ones are area-matched."""
-    n = spiculated.size
+def _radius_tables(rng: np.random.Generator, n: int) -> np.ndarray:
+    """Relative radius of a lesion's smooth (slightly lobulated) core per angle bin, (N, _TABLE)."""
     th = np.linspace(0, 2 * math.pi, _TABLE, endpoint=False, dtype=np.float32)[None, :]
     base = (1.0 + _u(rng, 0, 0.14, n)[:, None] * np.cos(2 * (th - _u(rng, 0, math.pi, n)[:, None]))
             + _u(rng, 0, 0.07, n)[:, None] * np.cos(3 * (th - _u(rng, 0, math.pi, n)[:, None])))
-    k_used = rng.integers(7, _SPIKES + 1, n)
-    heights = rng.uniform(0.5, 1.0, (n, _SPIKES)) * (np.arange(_SPIKES)[None, :] < k_used[:, None])
-    where = rng.uniform(0, 2 * math.pi, (n, _SPIKES))
-    width = rng.uniform(0.07, 0.10, (n, 1))
-    diff = np.angle(np.exp(1j * (th[:, :, None] - where[:, None, :])))  # wrapped (n, T, K)
-    spikes = (heights[:, None, :] * np.exp(-((diff / width[:, :, None]) ** 2))).sum(-1)
-    spiky = base + spikes
-    # same area as the plain base: scale radius by sqrt(mean r_base^2 / mean r_spiky^2)
-    spiky = spiky * np.sqrt((base**2).mean(1, keepdims=True) / (spiky**2).mean(1, keepdims=True))
-    return np.where(spiculated[:, None], spiky, base).astype(np.float32)
+    return base.astype(np.float32)
+
+
+def _spikes(rng: np.random.Generator, radial: np.ndarray, table: np.ndarray) -> dict[str, np.ndarray]:
+    """Strands around every lesion: place angle, length, half-width, start (in core radii), orientation.
+
+    Every lesion gets the same kind of thin tapering strands, a gap beyond its core's border;
+    ``radial`` ones point away from the core (a spiculated lesion), the others are turned about
+    their own middle by a uniform angle (a smooth lesion among tangled strands). Both carry the same
+    bright area, edge length and (over a lesion) the same spread of strand orientations.
+    """
+    n = radial.size
+    k_used = rng.integers(5, _SPIKES + 1, n)
+    used = np.arange(_SPIKES)[None, :] < k_used[:, None]
+    # evenly spread around the core (so neither kind overlaps itself more), with a little jitter
+    slot = np.arange(_SPIKES)[None, :] * (2 * math.pi / k_used[:, None])
+    angle = rng.uniform(0, 2 * math.pi, (n, 1)) + slot + rng.uniform(-0.15, 0.15, (n, _SPIKES))
+    length = rng.uniform(0.4, 0.8, (n, _SPIKES)) * used
+    half_width = rng.uniform(*STRAND_WIDTH, (n, 1)) * np.ones((1, _SPIKES))
+    gap = rng.uniform(*GAP, (n, _SPIKES))
+    wrapped = np.angle(np.exp(1j * angle))
+    idx = ((wrapped + math.pi) * (_TABLE / (2 * math.pi))).astype(np.int64) % _TABLE
+    start = np.take_along_axis(table, idx, 1) + gap
+    turn = np.where(radial[:, None], rng.normal(0, RADIAL_JITTER, (n, _SPIKES)),
+                    rng.uniform(-math.pi, math.pi, (n, _SPIKES)))
+    return {"spike_angle": angle.astype(np.float32), "spike_len": length.astype(np.float32),
+            "spike_width": half_width.astype(np.float32), "spike_start": start.astype(np.float32),
+            "spike_orient": (angle + turn).astype(np.float32),
+            "spike_level": rng.uniform(*STRAND_LEVEL, n).astype(np.float32)}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -264,11 +311,23 @@ def _sig(z: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.tanh(0.5 * z))
 
 
+def _body_frame(rot: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Body-frame coordinates (N, S, S) of every pixel centre of an image turned by ``rot``."""
+    c = (np.arange(size, dtype=np.float32) + 0.5) / size - 0.5
+    cs, sn = np.cos(rot)[:, None, None], np.sin(rot)[:, None, None]
+    x0, y0 = c[None, None, :], c[None, :, None]
+    return (0.5 + x0 * cs + y0 * sn).astype(np.float32), (0.5 - x0 * sn + y0 * cs).astype(np.float32)
+
+
+def to_image_frame(x: np.ndarray, y: np.ndarray, rot: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Normalised image coordinates of body-frame points ``(x, y)`` (``rot`` broadcast against them)."""
+    cs, sn = np.cos(rot), np.sin(rot)
+    return 0.5 + (x - 0.5) * cs - (y - 0.5) * sn, 0.5 + (x - 0.5) * sn + (y - 0.5) * cs
+
+
 def _render(q: Mapping[str, np.ndarray], size: int, rng: np.random.Generator) -> np.ndarray:
     n = q["cy"].size
-    c = (np.arange(size, dtype=np.float32) + 0.5) / size
-    X = c[None, None, :]
-    Y = c[None, :, None]
+    X, Y = _body_frame(q["rot"], size)
 
     def col(name: str) -> np.ndarray:
         return q[name][:, None, None]
@@ -299,29 +358,49 @@ def _render(q: Mapping[str, np.ndarray], size: int, rng: np.random.Generator) ->
 
 
 def _lesions(q: Mapping[str, np.ndarray], size: int, X: np.ndarray, Y: np.ndarray) -> np.ndarray:
-    """Sum of the lesions' intensity: soft masks from the radius tables, filled with grain."""
+    """Sum of the lesions' intensity: a soft core from the radius table plus radial strands, filled with grain."""
     n, n_les = q["lx"].shape
     col = {k: q[k][:, None, None] for k in ("r0", "contrast", "grain_amp", "grain_phase",
                                            "grain_angle", "grain_frac")}
     px = np.arange(size, dtype=np.float32)
     period = np.clip(size / 16.0, 3.2, 8.0) * col["grain_frac"]  # in pixels
     ang = col["grain_angle"]
-    # grain: stripes whose normal points along `ang` (0 -> varies along y: horizontal stripes)
+    # grain, in the image's own axes: stripes whose normal points along `ang` (0: horizontal stripes)
     grain = np.cos(2 * math.pi * (px[None, None, :] * np.sin(ang) + px[None, :, None] * np.cos(ang))
                    / period + col["grain_phase"])
     table = q["radius_table"]
     out = np.zeros((n, size, size), np.float32)
     edge = 0.7 / size
+    r0 = col["r0"]
     for j in range(n_les):
         dx = X - q["lx"][:, j, None, None]
         dy = Y - q["ly"][:, j, None, None]
         rho = np.sqrt(dx**2 + dy**2)
         theta = np.arctan2(dy, dx)
         idx = ((theta + math.pi) * (_TABLE / (2 * math.pi))).astype(np.int64) % _TABLE
-        border = np.take_along_axis(table, idx.reshape(n, -1), 1).reshape(n, size, size) * col["r0"]
-        mask = _sig((border - rho) / edge)
-        profile = 1.0 - 0.35 * np.clip(rho / np.maximum(border, 1e-6), 0, 1) ** 2
-        out += col["contrast"] * mask * profile * (1.0 + col["grain_amp"] * grain)
+        border = np.take_along_axis(table, idx.reshape(n, -1), 1).reshape(n, size, size) * r0
+        core = _sig((border - rho) / edge) * (1.0 - 0.35 * np.clip(rho / np.maximum(border, 1e-6), 0, 1) ** 2)
+        strands = np.zeros_like(core)
+        for k in range(_SPIKES):
+            length = q["spike_len"][:, k, None, None] * r0
+            if not (length > 0).any():
+                continue
+            phi = q["spike_angle"][:, k, None, None]
+            psi = q["spike_orient"][:, k, None, None]
+            mid = q["spike_start"][:, k, None, None] * r0 + 0.5 * length  # the strand's middle
+            mx, my = dx - mid * np.cos(phi), dy - mid * np.sin(phi)
+            along = mx * np.cos(psi) + my * np.sin(psi) + 0.5 * length  # 0 at its wide end
+            across = np.abs(my * np.cos(psi) - mx * np.sin(psi))
+            half = q["spike_width"][:, k, None, None] * r0 * (1.0 - along / np.maximum(length, 1e-6))
+            strand = _sig((half - across) / edge) * _sig(along / edge) * (length > 0)
+            strands = np.maximum(strands, strand)
+        mask = np.maximum(core, q["spike_level"][:, None, None] * strands)
+        out += col["contrast"] * mask * (1.0 + col["grain_amp"] * grain)
+    for j in range(q["nod_r"].shape[1]):
+        r = q["nod_r"][:, j, None, None]
+        rho = np.sqrt((X - q["nod_x"][:, j, None, None]) ** 2 + (Y - q["nod_y"][:, j, None, None]) ** 2)
+        disc = _sig((r - rho) / edge) * (1.0 - 0.35 * np.clip(rho / np.maximum(r, 1e-6), 0, 1) ** 2) * (r > 0)
+        out += col["contrast"] * disc
     return out
 
 
