@@ -7,7 +7,7 @@ returns tidy pandas DataFrames; :mod:`ttl.experiments.plots` draws them.
 from ttl.experiments.compare import delong_runs, gpu_inference_table, run_scores
 from ttl.experiments.curves import balanced_indices, best_cuts, block_layers, transferability_curves
 from ttl.experiments.grid import StrategySpec, efficiency_table, run_strategies, summarise
-from ttl.experiments.protocol import choose_cut, tune_lr
+from ttl.experiments.protocol import choose_cut, lrs_for, tune_lr, tune_strategy_lrs
 from ttl.experiments.probe import feature_probe, probe_sources
 from ttl.experiments.record import save_figure, save_table
 from ttl.experiments.verdicts import choose_by_validation, paired_comparisons, summarise_runs, verdict
@@ -15,4 +15,4 @@ from ttl.experiments.verdicts import choose_by_validation, paired_comparisons, s
 __all__ = ["StrategySpec", "balanced_indices", "best_cuts", "block_layers", "choose_by_validation", "choose_cut", "delong_runs",
            "efficiency_table", "feature_probe", "gpu_inference_table", "paired_comparisons", "probe_sources",
            "run_scores", "run_strategies", "save_figure", "save_table", "summarise", "summarise_runs",
-           "transferability_curves", "tune_lr", "verdict"]
+           "lrs_for", "transferability_curves", "tune_lr", "tune_strategy_lrs", "verdict"]

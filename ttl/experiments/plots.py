@@ -97,22 +97,47 @@ def plot_cut_curves(df: pd.DataFrame, value: str = "auroc", hue: str = "source",
     return ax
 
 
+STRATEGY_STYLE = {  # kind -> (marker, colour): the same look for a strategy in every panel
+    "ttl": ("o", "C0"), "full": ("s", "C1"), "lwft": ("^", "C2"), "transfusion": ("D", "C3"),
+    "scratch": ("x", "C7"), "scratch at TTL's cut": ("P", "C5"), "linear_probe": ("v", "C4"),
+}
+
+
+def strategy_kind(label: str) -> str:
+    """A run label's kind for the legend: ``ttl(layer2.1)`` -> ``ttl``, ``scratch(layer2.1)`` ->
+    ``scratch at TTL's cut``."""
+    if label.startswith("scratch("):
+        return "scratch at TTL's cut"
+    return label.split("(")[0]
+
+
 def plot_accuracy_vs_cost(summary: pd.DataFrame, cost: str = "params", value: str = "test_auroc",
-                          ax: Any = None, title: str | None = None) -> Any:
-    """Mean ``value`` with its CI over seeds against a cost column (log scale), one point a strategy."""
+                          ax: Any = None, title: str | None = None, legend: bool = True) -> Any:
+    """Mean ``value`` with its CI over seeds against a cost column (log scale), one marker per
+    strategy kind (a legend, not text labels, so models of the same size do not overprint);
+    points of equal cost are spread slightly sideways."""
     ax = _axes(ax, (6.5, 4))
-    mean, low, high = summary[f"{value}_mean"], summary[f"{value}_ci_low"], summary[f"{value}_ci_high"]
-    yerr = np.vstack([(mean - low).fillna(0).clip(lower=0), (high - mean).fillna(0).clip(lower=0)])
-    ax.errorbar(summary[cost], mean, yerr=yerr, fmt="o", capsize=3)
+    seen: dict[float, int] = {}
     for _, row in summary.iterrows():
-        ax.annotate(row["label"], (row[cost], row[f"{value}_mean"]), fontsize=MIN_FONT_PT, xytext=(4, 4),
-                    textcoords="offset points")
+        kind = strategy_kind(str(row["label"]))
+        marker, colour = STRATEGY_STYLE.get(kind, ("o", "k"))
+        x0 = float(row[cost])
+        k = seen.get(round(x0, 6), 0)
+        seen[round(x0, 6)] = k + 1
+        x = x0 * (1.12 ** (k - 0.0))
+        mean, low, high = row[f"{value}_mean"], row[f"{value}_ci_low"], row[f"{value}_ci_high"]
+        yerr = [[max(mean - low, 0) if pd.notna(low) else 0], [max(high - mean, 0) if pd.notna(high) else 0]]
+        ax.errorbar([x], [mean], yerr=yerr, fmt=marker, color=colour, capsize=3, label=kind, ms=6)
     ax.set_xscale("log")
     ax.set_xlabel({"params": "parameters", "flops": "FLOPs per image", "latency_ms": "latency (ms)"}.get(cost, cost))
-    ax.set_ylabel(f"{value.replace('_', ' ')} (mean, 95% CI over seeds)")
+    ax.set_ylabel(f"{value.replace('_', ' ')} (mean, 95% CI)")
     if title:
         ax.set_title(title)
     ax.grid(alpha=0.3, which="both")
+    if legend:
+        handles, labels = ax.get_legend_handles_labels()
+        unique = dict(zip(labels, handles))
+        ax.legend(unique.values(), unique.keys(), frameon=False, fontsize=MIN_FONT_PT)
     return ax
 
 

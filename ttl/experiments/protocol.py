@@ -50,3 +50,25 @@ def tune_lr(specs: list[StrategySpec], lrs: list[float], arch: str, source: str 
     trials = pd.concat(frames, ignore_index=True)
     chosen = choose_by_validation(trials, ["label"], candidate_col="lr")
     return {str(r["label"]): float(r["lr"]) for _, r in chosen.iterrows()}, trials
+
+
+def tuning_specs(cut: str, width: float = 0.5) -> list[StrategySpec]:
+    """One spec per strategy of the benchmark, at ``cut`` where the strategy takes one: the grid
+    :func:`tune_strategy_lrs` tunes (scratch at ``cut`` stands for every scratch model)."""
+    return [StrategySpec("full"), StrategySpec("ttl", cut), StrategySpec("scratch", cut), StrategySpec("lwft", cut),
+            StrategySpec("transfusion", cut, width=width), StrategySpec("linear_probe", cut)]
+
+
+def tune_strategy_lrs(lr_grid: list[float], cut: str, arch: str, source: str | os.PathLike, data: dict[str, Any],
+                      cfg: TrainConfig, seeds: list[int], out_dir: str | Path, width: float = 0.5,
+                      strategies: list[str] | None = None) -> tuple[dict[str, float], pd.DataFrame]:
+    """The learning rate of every strategy (name -> rate), each chosen on validation from ``lr_grid``
+    at ``cut`` (see :func:`tuning_specs`); ``strategies`` limits the grid to some of them."""
+    specs = [s for s in tuning_specs(cut, width) if strategies is None or s.name in strategies]
+    chosen, trials = tune_lr(specs, lr_grid, arch, source, data, cfg, seeds, out_dir)
+    return {s.name: chosen[s.label] for s in specs}, trials
+
+
+def lrs_for(specs: list[StrategySpec], by_strategy: dict[str, float]) -> dict[str, float]:
+    """Label -> learning rate for ``specs`` from a strategy -> rate map (rates of absent strategies: default)."""
+    return {s.label: by_strategy[s.name] for s in specs if s.name in by_strategy}
