@@ -2,12 +2,13 @@
 PYTHON ?= python3.11
 VENV ?= .venv
 PY := $(VENV)/bin/python
-PROFILE ?= quick
+PROFILE ?= cpu
 
-.PHONY: help env test book book-smoke clean
+.PHONY: help env test test-fast book book-quick book-smoke clean
 help:
-	@echo "make book     execute the notebooks (profile: $(PROFILE)) and build the HTML book in _build/html"
-	@echo "make test     run the test suite"
+	@echo "make book       the committed book (profile: $(PROFILE)): reuses the committed notebooks when nothing changed, builds _build/html"
+	@echo "make book-quick the 10-minute teaching book (profile quick) in _build/quick; never touches book/executed"
+	@echo "make test       run the test suite (CI runs this: bash .ci/run); make test-fast skips the slow tests"
 	@echo "make env      create $(VENV) (pip; conda users: conda env create -f environment.yml)"
 
 $(VENV)/.installed: requirements.txt pyproject.toml
@@ -23,8 +24,16 @@ env: $(VENV)/.installed
 test: env
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
+# The fast lane: every test but those marked slow (a few minutes); CI runs the full suite.
+test-fast: env
+	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
+
 book: env
 	$(VENV)/bin/ttl book --profile $(PROFILE)
+
+# The teaching book in _build/quick (its own executed notebooks and results; the committed book is untouched).
+book-quick: env
+	$(VENV)/bin/ttl book --profile quick --executed-dir _build/quick/executed --results-dir _build/quick/results --build-dir _build/quick
 
 # The CI-sized book in _build/smoke (never touches the committed book/executed notebooks).
 book-smoke: env

@@ -59,7 +59,8 @@ def _claim2(results: Path) -> tuple[str, str] | None:
         return None
     rivals = comp[comp["other"].str.match(r"^(full|lwft|transfusion)")]
     held, refuted = int((rivals["verdict"] == "held").sum()), int((rivals["verdict"] == "refuted").sum())
-    verdict = "held" if held == len(rivals) else "refuted" if refuted else "partly held"
+    verdict = ("held" if held == len(rivals) else f"refuted in {refuted} of {len(rivals)}" if refuted
+               else "partly held" if held else "inconclusive")
     return verdict, (f"'not worse' held in {held} of {len(rivals)} (level, rival) comparisons, "
                      f"refuted in {refuted}")
 
@@ -82,7 +83,7 @@ def _claim5(results: Path) -> tuple[str, str] | None:
     if search is None or not len(search):
         return None
     agree = int((search["search choice"] == search["candidates choice"]).sum())
-    return ("held" if agree == len(search) else "partly held",
+    return ("held" if agree == len(search) else "partly held" if agree else "not held",
             f"search agreed with the validation choice on {agree} of {len(search)} levels, "
             f"{search['trainings'].mean():.1f} trainings per level")
 
@@ -96,6 +97,79 @@ def verdict_table(results: Path, profile: str) -> pd.DataFrame:
     rows = [{"claim": f"{k}. {text}", "verdict": (found[k] or ("not run", "–"))[0],
              "this run": (found[k] or ("not run", "–"))[1]} for k, text in CLAIMS.items()]
     return pd.DataFrame(rows, columns=["claim", "verdict", "this run"])
+
+
+def _fmt(x: float, digits: int = 3) -> str:
+    return "–" if x is None or pd.isna(x) else f"{x:.{digits}f}"
+
+
+def evidence_facts(results: Path) -> dict[str, str]:
+    """The discussion's numbers as MyST substitutions, computed from the chapters' CSV tables (so the
+    prose quotes the run it is built with and never a typed number). Keys absent from this build's
+    tables read ``not run``."""
+    results = Path(results)
+    facts: dict[str, str] = {}
+    table = verdict_table(results, "")
+    for k, row in zip(CLAIMS, table.itertuples()):
+        facts[f"verdict_{k}"] = row.verdict
+    best = _csv(results, "02_feature_transferability", "best_cuts")
+    if best is not None:
+        facts["best_cuts"] = "; ".join(f"`{r.dataset}` {r.cut}" for r in best.sort_values("dataset").itertuples())
+    control = _csv(results, "02_feature_transferability", "ttl_vs_scratch")
+    if control is not None:
+        facts["control_held"] = f"{int((control['verdict'] == 'held').sum())} of {len(control)}"
+    sweep = _csv(results, "02_feature_transferability", "ttl_sweep")
+    bench_runs = _csv(results, "05_truncation_benchmark", "benchmark_runs")
+    frames = [f for f in (sweep, bench_runs) if f is not None and "epochs_cap" in f]
+    if frames:
+        runs = pd.concat([f[["run_dir", "best_epoch", "epochs_cap", "stop_reason"]] for f in frames]).drop_duplicates("run_dir")
+        facts["converged_share"] = f"{(runs['best_epoch'] < runs['epochs_cap'] - 1).mean():.0%}"
+        facts["n_runs"] = str(len(runs))
+        facts["stopped_early_share"] = f"{(runs['stop_reason'] == 'patience').mean():.0%}"
+    probe = _csv(results, "02_feature_transferability", "probe_gap")
+    if probe is not None:
+        for src, g in probe.groupby("source"):
+            facts[f"probe_{src}"] = f"{int(g['better'].sum())} of {int(g['cuts'].sum())}"
+    comp = _csv(results, "05_truncation_benchmark", "comparisons")
+    if comp is not None:
+        rivals = comp[comp["other"].str.match(r"^(full|lwft|transfusion)")]
+        facts["c2_held"] = f"{int((rivals['verdict'] == 'held').sum())} of {len(rivals)}"
+        facts["c2_refuted"] = str(int((rivals["verdict"] == "refuted").sum()))
+        vs_full = comp[comp["other"] == "full"]
+        facts["c1_above_full"] = f"{int((vs_full['ci_low'] > 0).sum())} of {len(vs_full)}"
+        facts["c2_vs_full"] = "; ".join(
+            f"`{r.dataset}` {r.diff:+.3f} ({r.ci_low:+.3f} to {r.ci_high:+.3f})" for r in vs_full.itertuples())
+        ctrl = comp[comp["other"].str.startswith("scratch(")]
+        facts["bench_control"] = f"{int((ctrl['ci_low'] > 0).sum())} of {len(ctrl)}"
+    bench = _csv(results, "05_truncation_benchmark", "benchmark")
+    if bench is not None:
+        ttl = bench[bench["strategy"] == "ttl"].set_index("dataset")
+        full = bench[bench["strategy"] == "full"].set_index("dataset")
+        share = (ttl["params"] / full["params"]).dropna()
+        if len(share):
+            facts["ttl_param_share"] = f"{share.min():.0%}–{share.max():.0%}" if share.min() != share.max() \
+                else f"{share.min():.0%}"
+        facts["bench_ttl"] = "; ".join(
+            f"`{d}` {r['label']} {_fmt(r['test_auroc_mean'])} ({_fmt(r['test_auroc_ci_low'])}–"
+            f"{_fmt(r['test_auroc_ci_high'])}) vs full TL {_fmt(full.loc[d, 'test_auroc_mean'])}"
+            for d, r in ttl.sort_index().iterrows() if d in full.index)
+    sim = _csv(results, "03_svcca", "pretrained_vs_finetuned")
+    if sim is not None:
+        sv, ck = sim[sim["measure"] == "svcca"], sim[sim["measure"] == "cka"]
+        facts["svcca_first"] = f"{_fmt(sv.iloc[0]['value'])} (null {_fmt(sv.iloc[0]['null_mean'])}) at {sv.iloc[0]['block']}"
+        facts["svcca_last"] = f"{_fmt(sv.iloc[-1]['value'])} (null {_fmt(sv.iloc[-1]['null_mean'])}) at {sv.iloc[-1]['block']}"
+        facts["cka_lowest"] = f"{ck.loc[ck['value'].idxmin(), 'block']} ({_fmt(ck['value'].min())})"
+    search = _csv(results, "05_truncation_benchmark", "search")
+    if search is not None and len(search):
+        agree = int((search["search choice"] == search["candidates choice"]).sum())
+        facts["search_agree"] = f"{agree} of {len(search)}"
+        facts["search_trainings"] = f"{search['trainings'].mean():.1f}"
+    for key in ("best_cuts", "control_held", "converged_share", "n_runs", "stopped_early_share", "probe_imagenet",
+                "probe_fractal", "c2_held", "c2_refuted", "c1_above_full", "c2_vs_full", "bench_control",
+                "ttl_param_share", "bench_ttl", "svcca_first", "svcca_last", "cka_lowest", "search_agree",
+                "search_trainings"):
+        facts.setdefault(key, "not run")
+    return facts
 
 
 def run_facts(results: Path, profile: str, profile_hardware: str = "") -> dict[str, str]:
@@ -177,7 +251,7 @@ def write_generated(stage: Path, results: Path, profile: str, chapters: Sequence
     """Write the generated page parts under ``stage/book/_generated``; return the substitutions."""
     out = Path(stage) / GENERATED
     out.mkdir(parents=True, exist_ok=True)
-    facts = run_facts(results, profile, profile_hardware)
+    facts = {**run_facts(results, profile, profile_hardware), **evidence_facts(results)}
     (out / "verdicts.md").write_text(
         table_markdown(verdict_table(results, profile), "verdicts",
                        f"The paper's claims and what this build (profile `{profile}`) found."))
