@@ -297,11 +297,14 @@ def _fake_results(results: Path) -> None:
     (results / "02_feature_transferability").mkdir(parents=True)
     (results / "05_truncation_benchmark").mkdir()
     (results / "02_feature_transferability" / "best_cuts.csv").write_text(
-        "dataset,method,cut_index,best_cut,best_auroc\nphantom-low,TTL finetuned,4,layer2.1,0.8618\n")
-    (results / "02_feature_transferability" / "transferability_curves.png").write_bytes(b"\x89PNG fake")
+        "dataset,cut,cut_index,val_auroc_mean\nphantom-low,layer2.1,4,0.8618\n")
+    (results / "02_feature_transferability" / "finetune_curves.png").write_bytes(b"\x89PNG fake")
     (results / "05_truncation_benchmark" / "benchmark.csv").write_text(
-        "label,test_auroc_mean,strategy,cut,params\nfull,0.8296,full,full,1000\n"
-        "ttl(layer2.1),0.983,ttl,layer2.1,250\n")
+        "dataset,label,test_auroc_mean,test_auroc_ci_low,test_auroc_ci_high,strategy,cut,params\n"
+        "phantom-low,full,0.8296,0.80,0.85,full,full,1000\nphantom-low,ttl(layer2.1),0.983,0.97,0.99,ttl,layer2.1,250\n")
+    (results / "05_truncation_benchmark" / "comparisons.csv").write_text(
+        "dataset,other,diff,ci_low,ci_high,verdict\nphantom-low,full,0.153,0.12,0.19,held\n"
+        "phantom-low,lwft(layer2.1),0.01,-0.01,0.03,held\n")
     hw = {"cpu_model": "Test CPU 9000", "cpu_count": 2, "device": "cpu"}
     (results / "book_run.json").write_text(json.dumps({
         "notebooks": [{"name": "01_data", "executed_seconds": 60.0}, {"name": "02", "executed_seconds": 120.0}],
@@ -329,9 +332,10 @@ def test_stage_writes_the_generated_pages_and_the_run_facts(tmp_path):
     gen = stage / "book" / "_generated"
     verdicts = (gen / "verdicts.md").read_text()
     assert verdicts.startswith("~~~{table}") and ":name: tbl-verdicts" in verdicts
-    assert "phantom-low layer2.1 (0.862)" in verdicts
-    assert "ttl(layer2.1) 0.983 vs full TL 0.830, with 25% of the parameters" in verdicts
-    assert "| 1. " in verdicts and "held here" in verdicts
+    assert "cut chosen on validation: phantom-low layer2.1" in verdicts
+    assert "TTL above full TL (interval > 0) on 1 of 1 levels" in verdicts
+    assert "'not worse' held in 2 of 2 (level, rival) comparisons" in verdicts
+    assert "| 1. " in verdicts and "| held |" in verdicts
     assert (gen / "key_figure.png").read_bytes() == b"\x89PNG fake"
     assert ":name: fig-key-result" in (gen / "key_figure.md").read_text()
     assert (gen / "fractals.png").read_bytes() == b"\x89PNG cached"
@@ -341,21 +345,48 @@ def test_stage_writes_the_generated_pages_and_the_run_facts(tmp_path):
     assert subs["run_profile"] == "quick" and subs["run_hardware"] == "Test CPU 9000, 2 CPU cores"
     assert subs["run_wall_time"] == "3.0 minutes" and subs["run_commit"] == "abcdef1"
     assert subs["run_profile_hardware"] == "2 CPU cores"
+    assert subs["verdict_2"] == "held" and subs["ttl_param_share"] == "25%"  # the discussion's numbers
+    assert subs["bench_ttl"] == "`phantom-low` ttl(layer2.1) 0.983 (0.970–0.990) vs full TL 0.830"
     staged = nbformat.read(str(stage / "book" / "executed" / "02_feature_transferability.ipynb"), as_version=4)
     assert "remove-cell" in staged.cells[1].metadata.tags
     assert "remove-cell" not in nbformat.read(str(executed / "02_feature_transferability.ipynb"),
                                               as_version=4).cells[1].metadata.tags
-    # another profile: the discussion's verdicts are not claimed for it, and no key figure
+    # a build without these tables: every verdict says it was not run, and no key figure
     other = book.stage_book(root, tmp_path / "stage2", executed, [], book.parse_profile(
-        {"notebooks": ["x"]}, "smoke"), results)
-    assert "not judged for 'smoke'" in (other / "book" / "_generated" / "verdicts.md").read_text()
+        {"notebooks": ["x"]}, "smoke"), tmp_path / "empty")
+    assert "| not run |" in (other / "book" / "_generated" / "verdicts.md").read_text()
     assert "{note}" in (other / "book" / "_generated" / "key_figure.md").read_text()
 
 
 # ------------------------------------------------------------------ chapter conventions
 
-CONVERTED = ["01_data", "04_gradcam"]  # chapters that follow "Writing a chapter" (ARCHITECTURE.md)
+# chapters that follow "Writing a chapter" (ARCHITECTURE.md)
+CONVERTED = ["01_data", "02_feature_transferability", "03_svcca", "04_gradcam", "05_truncation_benchmark"]
 HIDDEN = {"remove-input", "hide-input", "remove-cell"}
+
+
+def _glue_table_names(source: str) -> list[str]:
+    """The name (second argument) of every ``glue_table(...)`` call: the first string literal after
+    a comma at the call's top bracket level (the first argument may hold commas in brackets)."""
+    names = []
+    for match in re.finditer(r"glue_table\(", source):
+        depth, i = 0, match.end()
+        while i < len(source):
+            ch = source[i]
+            if ch in "([{":
+                depth += 1
+            elif ch in ")]}":
+                depth -= 1
+            elif ch == "," and depth == 0:
+                names.append(re.match(r"\s*f?\"(\w+)\"", source[i + 1:]).group(1))
+                break
+            i += 1
+    return names
+
+
+def test_glue_table_names_are_read_past_commas_in_the_first_argument():
+    src = 'glue_table(df[["a", "b"]], "first", "cap")\nglue_table(x, "second", f"c {y}")'
+    assert _glue_table_names(src) == ["first", "second"]
 
 
 @pytest.mark.parametrize("name", CONVERTED)
@@ -376,7 +407,7 @@ def test_chapter_follows_the_writing_conventions(name):
         assert "run_profile" in markdown.split(f"glue:figure}} {key}")[1].split(":::")[0], \
             f"{name}: the caption of {key} does not name the profile"
         assert re.search(rf"glue_figure\(fig, f?\"{key.split('_')[0]}", "\n".join(c.source for c in code)), key
-    for key in re.findall(r"glue_table\([^,]+, \"(\w+)\"", "\n".join(c.source for c in code)):
+    for key in _glue_table_names("\n".join(c.source for c in code)):
         assert f":::{{glue:md}} {key}\n:format: myst" in markdown, f"{name}: table {key} not placed"
     assert nb.cells[-1].cell_type == "markdown" and "{glue:text}" in nb.cells[-1].source, \
         f"{name}: the chapter should end on an interpretation quoting glued numbers"

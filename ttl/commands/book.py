@@ -1,9 +1,11 @@
-"""``ttl book --profile smoke|quick|paper|PATH.yaml``: execute the notebooks, then build the book."""
+"""``ttl book --profile smoke|quick|cpu|gpu|paper|PATH.yaml``: execute the notebooks, then build the book."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
+
+from ttl.book import PROFILES_DIR
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -15,7 +17,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         epilog="Examples: ttl book --profile smoke;  ttl book --profile quick --only 01_data --no-build;  "
                "ttl book --profile my_profile.yaml --force")
     p.add_argument("--profile", default="quick",
-                   help="a shipped profile (smoke, quick, paper) or a path to a profile YAML (default: quick)")
+                   help="a shipped profile (" + ", ".join(sorted(f.stem for f in PROFILES_DIR.glob("*.yaml")))
+                   + ") or a path to a profile YAML (default: quick, the committed book)")
     p.add_argument("--only", nargs="+", metavar="NAME", default=None,
                    help="execute only these notebooks of the profile (the book still shows the others "
                         "already executed)")
