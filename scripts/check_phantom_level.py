@@ -32,7 +32,7 @@ def main(argv: list[str]) -> None:
     t0 = time.perf_counter()
     model = prepare("full" if cut == "full" else "ttl", "resnet18", cut=None if cut == "full" else cut,
                     source="fractal")
-    cfg = TrainConfig(epochs=epochs, patience=5, schedule="plateau", batch_size=32, lr=lr, device="cpu", n_boot=0,
+    cfg = TrainConfig(epochs=epochs, patience=int(__import__("os").environ.get("PATIENCE", 5)), schedule="plateau", batch_size=32, lr=lr, device="cpu", n_boot=0,
                       progress=False)
     res = fit(model, data["train"], data["val"], cfg, test=data["test"])
     print(json.dumps({"level": level, "contrast": contrast, "ntrain": n_train, "cut": cut, "lr": lr,

@@ -17,13 +17,20 @@ small gap beyond the border. What decides the class depends on ``level``:
 ``"low"`` -- classes ``grain-horizontal`` / ``grain-vertical``: the orientation of the fine grain
     inside the lesion (period 3 to 8 pixels, in the image's axes). Its amplitude is uniform down to
     zero, so faint grains are undecidable. Strands, size and place do not depend on the class.
-``"mid"`` -- classes ``smooth`` / ``spiculated``: the configuration of the strands. ``spiculated``:
-    every strand points radially away from the core (a sunburst); ``smooth``: each strand is turned
-    about its own middle by a uniform angle (tangled satellite strands). Both classes have the same
-    number, length, width, brightness and gap of strands and the same core, so the bright area,
-    the edge length and the spread of edge orientations match: global intensity, gradient or
-    Laplacian energy and global texture statistics do not tell the class (version 2's spiculated
-    borders were longer and had more gradient energy: AUROC 0.81 from that one number).
+``"mid"`` -- classes ``swirl-clockwise`` / ``swirl-anticlockwise`` (version 4): the handedness of
+    the strand pattern. A ``"mid"`` lesion has 4 to 6 longer strands, evenly spread a little farther
+    out, and all of them are turned from radial by one angle (uniform in 0 to 60 degrees), so the
+    lesion looks like a pinwheel turning clockwise (class 0) or anticlockwise (class 1) on screen.
+    Telling the two apart needs each strand's orientation *relative to its place around the core*:
+    a configuration of parts. Class 1's images are drawn as the mirror images of class 0's (every
+    other parameter has a mirror-symmetric distribution; only the heart's side is not mirrored), so
+    any statistic that a mirror leaves unchanged -- intensity histograms, gradient, Laplacian and
+    band-pass energy, rotation-invariant LBP, Gabor energy averaged over random orientation, blob
+    shape, sorted profiles -- has the same distribution in both classes: the shortcut audit is at
+    chance by construction, at every size and conspicuity. Lesions turned little are nearly radial,
+    so some images are undecidable and no model saturates. Versions 2 and 3 (smooth vs spiculated,
+    radial vs randomly turned strands) leaked into edge energy or Gabor/LBP statistics at every
+    conspicuity where a network learnt them (results/calibration/).
 ``"high"`` -- classes ``symmetric`` / ``offset``: both lung fields hold one lesion, and the two
     are identical (same core, strands, grain). ``symmetric``: they sit at the same height in the
     body's frame (within half a percent); ``offset``: their heights differ by at least 8 % of the
@@ -32,15 +39,17 @@ small gap beyond the border. What decides the class depends on ``level``:
     longer tell the class (version 2: gradient boosting on the sorted row profile, AUROC 0.93);
     only the relation between the two lesions and the body's axis does.
 
-Calibration (generator version 3): ``contrast=1`` means the calibrated conspicuity
+Calibration (generator version 4; ``"mid"`` changed, ``"low"`` and ``"high"`` are version 3's):
+``contrast=1`` means the calibrated conspicuity
 (``CONSPICUITY`` per level multiplies the lesions' drawn contrast), chosen so that
 :func:`ttl.data.audit.shortcut_audit` finds no lower-level shortcut (judged families at most
 AUROC 0.60) and the lesions stay visible at 64 px; ``scripts/calibrate_phantoms.py`` measures the
 converged finetuning, the probes and the audit. ``contrast`` stays available to make the lesions
 fainter or more conspicuous.
 
-The classes are invariant to horizontal and vertical flips (augmentations keep labels valid);
-crops that cut a lesion off would corrupt ``"high"`` labels, so prefer flips only there.
+The ``"low"`` and ``"high"`` classes are invariant to horizontal and vertical flips; a mirror flip
+turns a ``"mid"`` swirl the other way, so ``"mid"`` allows only half turns (``rot180``). Crops that
+cut a lesion off would corrupt ``"high"`` labels, so prefer flips only there.
 
 Generation is vectorised with NumPy (and torch for the smooth-noise upsampling), chunked so the
 memory stays bounded, and deterministic: the same parameters give the same bytes. The train, val
@@ -63,16 +72,16 @@ from ttl.seeding import derive_seed
 LEVELS = ("low", "mid", "high")
 CLASSES: dict[str, list[str]] = {
     "low": ["grain-horizontal", "grain-vertical"],
-    "mid": ["smooth", "spiculated"],
+    "mid": ["swirl-clockwise", "swirl-anticlockwise"],
     "high": ["symmetric", "offset"],
 }
 SPLITS = ("train", "val", "test")
-GENERATOR_VERSION = 3  # bump whenever the pixels a given seed produces change (it keys the cache)
+GENERATOR_VERSION = 4  # bump whenever the pixels a given seed produces change (it keys the cache)
 MIN_SIZE, MAX_SIZE = 32, 512
 _TABLE = 360  # angular bins of a lesion's radius table
 _SPIKES = 8  # strand slots of a lesion (some get zero length)
 # calibration (see the module docstring): `contrast=1` multiplies the lesions' contrast by these
-CONSPICUITY = {"low": 6.0, "mid": 4.0, "high": 3.0}
+CONSPICUITY = {"low": 6.0, "mid": 10.0, "high": 3.0}
 ROTATION = math.radians(25.0)  # the body is turned by a uniform angle in [-ROTATION, ROTATION]
 R0 = {"low": (0.11, 0.15), "mid": (0.11, 0.15), "high": (0.08, 0.11)}  # core radius / image side
 GRAIN_AMP = {"low": (0.0, 0.35), "mid": (0.15, 0.35), "high": (0.15, 0.35)}  # low: faint grains undecidable
@@ -81,6 +90,10 @@ RADIAL_JITTER = 0.15  # radians: how far a spiculated lesion's strands stray fro
 STRAND_LEVEL = (0.3, 0.8)  # a lesion's strands' brightness relative to its core (faint: hard)
 STRAND_WIDTH = (0.10, 0.16)  # a strand's half-width at its wide end, in core radii
 DISTRACTORS = 3  # plain nodules per image: 1 to 3
+MID_STRANDS = (4, 6)  # "mid": strands per lesion (fewer, longer and farther out than the other levels')
+MID_LENGTH = (0.8, 1.2)  # "mid": strand length, in core radii
+MID_GAP = (0.4, 0.7)  # "mid": a strand's gap beyond the core's border, in core radii
+SWIRL = (0.0, math.radians(60.0))  # "mid": how far the strands turn from radial (uniform)
 MIN_OFFSET = 0.08  # "offset" lesions' least height difference in the body frame
 
 
@@ -220,8 +233,10 @@ def _draw_params(rng: np.random.Generator, y: np.ndarray, level: str) -> dict[st
     else:
         q["grain_angle"] = _u(rng, 0, math.pi, n)
     q["radius_table"] = _radius_tables(rng, n)
-    radial = (y == 1) if level == "mid" else (rng.random(n) < 0.5)
-    q.update(_spikes(rng, radial, q["radius_table"]))
+    if level == "mid":
+        q.update(_swirl_spikes(rng, y, q["radius_table"]))
+    else:
+        q.update(_spikes(rng, rng.random(n) < 0.5, q["radius_table"]))
     # distractors: up to DISTRACTORS plain round nodules (no grain, no strands) anywhere in the lung
     # fields, the same in every class: they blur any class signal in intensity profiles
     side = np.where(rng.random((n, DISTRACTORS)) < 0.5, q["cxl"][:, None], q["cxr"][:, None])
@@ -288,6 +303,35 @@ def _spikes(rng: np.random.Generator, radial: np.ndarray, table: np.ndarray) -> 
     start = np.take_along_axis(table, idx, 1) + gap
     turn = np.where(radial[:, None], rng.normal(0, RADIAL_JITTER, (n, _SPIKES)),
                     rng.uniform(-math.pi, math.pi, (n, _SPIKES)))
+    return {"spike_angle": angle.astype(np.float32), "spike_len": length.astype(np.float32),
+            "spike_width": half_width.astype(np.float32), "spike_start": start.astype(np.float32),
+            "spike_orient": (angle + turn).astype(np.float32),
+            "spike_level": rng.uniform(*STRAND_LEVEL, n).astype(np.float32)}
+
+
+def _swirl_spikes(rng: np.random.Generator, y: np.ndarray, table: np.ndarray) -> dict[str, np.ndarray]:
+    """``"mid"`` strands: a pinwheel around the core whose handedness is the class.
+
+    Every strand of a lesion is turned from radial by the same angle, drawn uniformly in ``SWIRL``,
+    clockwise on screen for class 0 and anticlockwise for class 1 (with a little jitter per strand).
+    Class 1's parameters are thus distributed as the mirror image of class 0's: number, length,
+    width, gap, brightness and the size of the turn are drawn the same way, only its sign differs.
+    Strands turned little are nearly radial, so some lesions are hard to decide.
+    """
+    n = y.size
+    k_used = rng.integers(MID_STRANDS[0], MID_STRANDS[1] + 1, n)
+    used = np.arange(_SPIKES)[None, :] < k_used[:, None]
+    slot = np.arange(_SPIKES)[None, :] * (2 * math.pi / k_used[:, None])
+    angle = rng.uniform(0, 2 * math.pi, (n, 1)) + slot + rng.uniform(-0.15, 0.15, (n, _SPIKES))
+    length = rng.uniform(*MID_LENGTH, (n, _SPIKES)) * used
+    half_width = rng.uniform(*STRAND_WIDTH, (n, 1)) * np.ones((1, _SPIKES))
+    gap = rng.uniform(*MID_GAP, (n, _SPIKES))
+    wrapped = np.angle(np.exp(1j * angle))
+    idx = ((wrapped + math.pi) * (_TABLE / (2 * math.pi))).astype(np.int64) % _TABLE
+    start = np.take_along_axis(table, idx, 1) + gap
+    # image y points down, so a positive turn of the strand's axis is clockwise on screen
+    sign = np.where(y == 0, 1.0, -1.0)[:, None]
+    turn = sign * (rng.uniform(*SWIRL, (n, 1)) + rng.normal(0, 0.08, (n, _SPIKES)))
     return {"spike_angle": angle.astype(np.float32), "spike_len": length.astype(np.float32),
             "spike_width": half_width.astype(np.float32), "spike_start": start.astype(np.float32),
             "spike_orient": (angle + turn).astype(np.float32),
@@ -408,7 +452,7 @@ def describe(level: str) -> str:
     """One line on what decides the class at ``level``."""
     return {
         "low": "fine grain orientation inside the lesion (horizontal vs vertical stripes)",
-        "mid": "lesion border shape (smooth vs spiculated, area-matched)",
+        "mid": "handedness of the lesion's strand pinwheel (clockwise vs anticlockwise, mirror-matched)",
         "high": "arrangement of two identical lesions (same height vs offset heights)",
     }[level]
 

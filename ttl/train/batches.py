@@ -23,13 +23,14 @@ import torch.nn.functional as F
 from ttl.seeding import derive_seed
 
 
-AUGMENTATIONS = ("random-resized-crop", "hflip", "vflip")
+AUGMENTATIONS = ("random-resized-crop", "hflip", "vflip", "rot180")
 
 
 @dataclass(frozen=True)
 class Preprocess:
     """How batches are prepared (same on CPU and GPU). ``augment`` names the random transforms
-    applied to training batches: any of ``random-resized-crop``, ``hflip``, ``vflip``."""
+    applied to training batches: any of ``random-resized-crop``, ``hflip``, ``vflip`` and ``rot180``
+    (a half turn: both flips at once, which keeps an image's handedness)."""
 
     image_size: int
     mean: tuple[float, ...]
@@ -56,7 +57,7 @@ def random_augment(x: torch.Tensor, size: int, augment: tuple[str, ...], scale: 
     """Per-sample random resized crop and/or flips of a float batch, as one ``grid_sample``."""
     n = x.shape[0]
     dev = x.device
-    u = torch.rand(n, 6, generator=generator, device=generator.device).to(dev)
+    u = torch.rand(n, 7, generator=generator, device=generator.device).to(dev)
     sw = sh = torch.ones(n, device=dev)
     tx = ty = torch.zeros(n, device=dev)
     if "random-resized-crop" in augment:
@@ -71,6 +72,9 @@ def random_augment(x: torch.Tensor, size: int, augment: tuple[str, ...], scale: 
         sw = torch.where(u[:, 4] < 0.5, -sw, sw)
     if "vflip" in augment:
         sh = torch.where(u[:, 5] < 0.5, -sh, sh)
+    if "rot180" in augment:
+        half_turn = u[:, 6] < 0.5
+        sw, sh = torch.where(half_turn, -sw, sw), torch.where(half_turn, -sh, sh)
     theta = torch.zeros(n, 2, 3, device=dev, dtype=x.dtype)
     theta[:, 0, 0], theta[:, 1, 1], theta[:, 0, 2], theta[:, 1, 2] = sw, sh, tx, ty
     grid = F.affine_grid(theta, [n, x.shape[1], size, size], align_corners=False)
