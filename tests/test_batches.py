@@ -52,6 +52,10 @@ def test_flips_only_keep_the_whole_image_and_manifest_augmentations_are_used():
               bool(torch.allclose(o, x[0], atol=1e-3)), bool(torch.allclose(o, x[0].flip(-1, -2), atol=1e-3)))
              for o in out}
     assert len(flips) == 4  # identity, h, v and both flips all occur, and nothing else
+    half = random_augment(x, 16, ("rot180",), (0.7, 1.0), (1.0, 1.0), g)
+    kinds = [(bool(torch.allclose(o, x[0], atol=1e-3)), bool(torch.allclose(o, x[0].flip(-1, -2), atol=1e-3)))
+             for o in half]
+    assert set(kinds) == {(True, False), (False, True)}  # a half turn or nothing: never a mirror image
     ds = tiny_dataset(4)
     ds.meta = {"preprocessing": {"augment": ["hflip", "vflip"]}}
     assert augmentations(TrainConfig(), ds) == ("hflip", "vflip")

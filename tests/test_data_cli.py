@@ -74,13 +74,13 @@ def test_cli_main_exit_code_2(capsys):
 def test_summary_and_example_grid():
     ds = load("phantom-mid", split="test", n_per_class=5, size=32, balance=0.3, progress=False)
     table = summary(ds)
-    assert list(table["class"]) == ["smooth", "spiculated"] and list(table["count"]) == [7, 3]
+    assert list(table["class"]) == ["swirl-clockwise", "swirl-anticlockwise"] and list(table["count"]) == [7, 3]
     assert table["fraction"].sum() == pytest.approx(1.0)
     fig = example_grid(ds, n=6)
     shown = [ax for ax in fig.axes if ax.images]
     assert len(shown) == 6
     titles = [ax.get_title() for ax in shown]
-    assert titles.count("spiculated") == 3 and titles.count("smooth") == 3  # spread over classes
+    assert titles.count("swirl-anticlockwise") == 3 and titles.count("swirl-clockwise") == 3  # spread over classes
     rgb = ImageDataset(np.zeros((3, 3, 8, 8), np.uint8), np.array([[1, 0], [0, 0], [1, 1]], np.float32),
                        ["A", "B"], "multilabel", "toy")
     assert list(summary(rgb)["count"]) == [2, 1]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from ttl.commands.argtypes import image_size, nonnegative_int, phantom_contrast, positive_int
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -14,12 +15,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     i = bsub.add_parser("infer", help="params, FLOPs, latency and throughput of every cut")
     i.add_argument("--arch", default="resnet50", nargs="+", help="one or more architectures")
     i.add_argument("--cuts", nargs="*", default=None, help="cuts to measure (default: all)")
-    i.add_argument("--size", type=int, default=224, help="input image size in pixels (default: 224)")
-    i.add_argument("--latency-batch", type=int, default=1, help="batch size of the latency timing (default: 1)")
-    i.add_argument("--throughput-batch", type=int, default=64,
+    i.add_argument("--size", type=image_size, default=224, help="input image size in pixels (default: 224)")
+    i.add_argument("--latency-batch", type=positive_int, default=1, help="batch size of the latency timing (default: 1)")
+    i.add_argument("--throughput-batch", type=positive_int, default=64,
                    help="batch size of the throughput timing (default: 64)")
-    i.add_argument("--warmup", type=int, default=3, help="untimed forward passes first (default: 3)")
-    i.add_argument("--repeats", type=int, default=10, help="timed forward passes; the median is reported (default: 10)")
+    i.add_argument("--warmup", type=nonnegative_int, default=3, help="untimed forward passes first (default: 3)")
+    i.add_argument("--repeats", type=positive_int, default=10, help="timed forward passes; the median is reported (default: 10)")
     i.add_argument("--dtype", default="float32", choices=("float32", "bf16", "fp16"),
                    help="float32, or autocast to bf16/fp16 (default: float32)")
     _common(i)
@@ -27,16 +28,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     t = bsub.add_parser("train", help="images/s of the real finetuning path vs the pure-compute bound")
     t.add_argument("--arch", default="resnet50", help="architecture (default: resnet50; see ttl cuts)")
     t.add_argument("--cut", default=None, help="keep the blocks up to this cut, e.g. layer2.3 (default: full model)")
-    t.add_argument("--size", type=int, default=224, help="training image size in pixels (default: 224)")
-    t.add_argument("--batch", type=int, default=128, help="batch size (default: 128)")
+    t.add_argument("--size", type=image_size, default=224, help="training image size in pixels (default: 224)")
+    t.add_argument("--batch", type=positive_int, default=128, help="batch size (default: 128)")
     t.add_argument("--amp", default="bf16", choices=("bf16", "fp16", "off"),
                    help="autocast precision on GPU (default: bf16; the CPU always runs float32)")
     t.add_argument("--no-channels-last", action="store_true", help="keep NCHW memory format on GPU")
     t.add_argument("--compile", action="store_true", help="torch.compile the model")
-    t.add_argument("--steps", type=int, default=20, help="training steps per timed repeat (default: 20)")
-    t.add_argument("--warmup", type=int, default=5, help="untimed steps before each timing (default: 5)")
-    t.add_argument("--repeats", type=int, default=3, help="timed repeats; medians are reported (default: 3)")
-    t.add_argument("--dataset-images", type=int, default=2048,
+    t.add_argument("--steps", type=positive_int, default=20, help="training steps per timed repeat (default: 20)")
+    t.add_argument("--warmup", type=nonnegative_int, default=5, help="untimed steps before each timing (default: 5)")
+    t.add_argument("--repeats", type=positive_int, default=3, help="timed repeats; medians are reported (default: 3)")
+    t.add_argument("--dataset-images", type=positive_int, default=2048,
                    help="size of the synthetic uint8 grey image set of the real path (default: 2048)")
     _common(t)
     t.set_defaults(func=run_train)
@@ -44,12 +45,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     w.add_argument("--arch", default="resnet50", help="architecture (default: resnet50)")
     w.add_argument("--dataset", default="phantom-mid", help="dataset name or manifest path (default: phantom-mid)")
     w.add_argument("--source", default="fractal", help="pretrained source weights (default: fractal)")
-    w.add_argument("--epochs", type=int, default=2, help="epochs per training (default: 2)")
-    w.add_argument("--batch", type=int, default=64, help="batch size (default: 64)")
-    w.add_argument("--size", type=int, default=None, help="image size (default: the dataset's)")
-    w.add_argument("--n-per-class", type=int, default=None, help="phantoms: images per class and split")
-    w.add_argument("--contrast", type=float, default=None, help="phantoms: lesion conspicuity")
-    w.add_argument("--seeds", type=int, nargs="+", default=[0], help="training seeds per cut (default: 0)")
+    w.add_argument("--epochs", type=positive_int, default=2, help="epochs per training (default: 2)")
+    w.add_argument("--batch", type=positive_int, default=64, help="batch size (default: 64)")
+    w.add_argument("--size", type=image_size, default=None, help="image size (default: the dataset's)")
+    w.add_argument("--n-per-class", type=positive_int, default=None, help="phantoms: images per class and split")
+    w.add_argument("--contrast", type=phantom_contrast, default=None, help="phantoms: lesion conspicuity")
+    w.add_argument("--seeds", type=nonnegative_int, nargs="+", default=[0], help="training seeds per cut (default: 0)")
     w.add_argument("--runs", default="runs/bench-sweep", help="folder for the trials (emptied first)")
     _common(w)
     w.set_defaults(func=run_sweep)

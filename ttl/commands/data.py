@@ -12,6 +12,7 @@ import argparse
 import io
 import json
 from typing import Any
+from ttl.commands.argtypes import fraction_open, image_size, label_noise, nonnegative_int, phantom_contrast, positive_int
 
 SPLIT_CHOICES = ("all", "train", "val", "test")
 
@@ -35,16 +36,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sh.add_argument("--root", default=None, help="folder holding the dataset's files (real datasets)")
     sh.add_argument("--split", default="all", choices=SPLIT_CHOICES, help="split to show (default: all)")
     sh.add_argument("--out", default=None, metavar="PNG", help="write a grid of examples to this PNG")
-    sh.add_argument("--n", type=int, default=16, help="number of examples in the grid (default 16)")
+    sh.add_argument("--n", type=positive_int, default=16, help="number of examples in the grid (default 16)")
     sh.add_argument("--json", action="store_true", help="print JSON instead of a table")
     sh.add_argument("--no-cache", action="store_true", help="do not read or write the decoded-image cache")
     g = sh.add_argument_group("overrides")
-    g.add_argument("--size", type=int, default=None, help="image size in pixels (any dataset)")
-    g.add_argument("--n-per-class", type=int, default=None, help="phantoms: images per class and split")
-    g.add_argument("--seed", type=int, default=None, help="phantoms: generator seed")
-    g.add_argument("--balance", type=float, default=None, help="phantoms: fraction of class 1")
-    g.add_argument("--label-noise", type=float, default=None, help="phantoms: fraction of flipped labels")
-    g.add_argument("--contrast", type=float, default=None, help="phantoms: lesion conspicuity (1 = default)")
+    g.add_argument("--size", type=image_size, default=None, help="image size in pixels (any dataset)")
+    g.add_argument("--n-per-class", type=positive_int, default=None, help="phantoms: images per class and split")
+    g.add_argument("--seed", type=nonnegative_int, default=None, help="phantoms: generator seed")
+    g.add_argument("--balance", type=fraction_open, default=None, help="phantoms: fraction of class 1")
+    g.add_argument("--label-noise", type=label_noise, default=None, help="phantoms: fraction of flipped labels")
+    g.add_argument("--contrast", type=phantom_contrast, default=None, help="phantoms: lesion conspicuity (1 = default)")
     g.add_argument("--npz", default=None, help="MedMNIST: read this npz file instead of the cache/download")
     g.add_argument("--no-download", action="store_true", help="MedMNIST: never download")
     sh.set_defaults(func=run_show)
@@ -56,11 +57,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                         "report each one's test AUROC with a bootstrap 95% CI. A family of a lower "
                                         "level than the label's passes when its AUROC is at most 0.60.")
     au.add_argument("level", metavar="LEVEL", help="low, mid or high (or phantom-low, ...)")
-    au.add_argument("--n-per-class", type=int, default=300, help="images per class in each split (default 300)")
-    au.add_argument("--size", type=int, default=64, help="image size in pixels (default 64)")
-    au.add_argument("--contrast", type=float, default=1.0, help="lesion conspicuity (1 = calibrated default)")
-    au.add_argument("--seed", type=int, default=0, help="generator seed (default 0)")
-    au.add_argument("--n-boot", type=int, default=500, help="bootstrap resamples of each CI (default 500)")
+    au.add_argument("--n-per-class", type=positive_int, default=300, help="images per class in each split (default 300)")
+    au.add_argument("--size", type=image_size, default=64, help="image size in pixels (default 64)")
+    au.add_argument("--contrast", type=phantom_contrast, default=1.0, help="lesion conspicuity (1 = calibrated default)")
+    au.add_argument("--seed", type=nonnegative_int, default=0, help="generator seed (default 0)")
+    au.add_argument("--n-boot", type=nonnegative_int, default=500, help="bootstrap resamples of each CI (default 500)")
     au.add_argument("--json", action="store_true", help="print JSON rows instead of a table")
     au.set_defaults(func=run_audit)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from ttl.commands.argtypes import nonnegative_int
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -17,7 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(dataset=None)
     p.add_argument("--split", default="test")
     p.add_argument("--device", default="auto")
-    p.add_argument("--n-boot", type=int, default=1000)
+    p.add_argument("--n-boot", type=nonnegative_int, default=1000)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=run)
 

@@ -10,30 +10,31 @@ import json
 import sys
 
 from ttl.errors import TTLError
+from ttl.commands.argtypes import image_size, nonnegative_float, nonnegative_int, positive_float, positive_int
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The options of ``ttl pretrain``."""
     p.add_argument("--arch", default="resnet18", help="torchvision architecture (default resnet18)")
-    p.add_argument("--classes", type=int, default=64, help="number of fractal classes (IFS codes)")
-    p.add_argument("--images-per-class", type=int, default=64, help="training images per class")
-    p.add_argument("--size", type=int, default=64, help="image size in pixels")
-    p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--batch", type=int, default=128, help="batch size")
-    p.add_argument("--lr", type=float, default=None,
+    p.add_argument("--classes", type=positive_int, default=64, help="number of fractal classes (IFS codes)")
+    p.add_argument("--images-per-class", type=positive_int, default=64, help="training images per class")
+    p.add_argument("--size", type=image_size, default=64, help="image size in pixels")
+    p.add_argument("--epochs", type=positive_int, default=10)
+    p.add_argument("--batch", type=positive_int, default=128, help="batch size")
+    p.add_argument("--lr", type=positive_float, default=None,
                    help="peak learning rate (default 0.1*batch/256 for sgd, 1e-3*batch/256 for adamw)")
     p.add_argument("--optimizer", choices=("sgd", "adamw"), default="sgd")
-    p.add_argument("--weight-decay", type=float, default=None,
+    p.add_argument("--weight-decay", type=nonnegative_float, default=None,
                    help="default 1e-4 for sgd, 0.05 for adamw")
-    p.add_argument("--points", type=int, default=None,
+    p.add_argument("--points", type=positive_int, default=None,
                    help="chaos-game points per image (default: one per pixel, 2k..100k)")
     p.add_argument("--render", choices=("point", "patch"), default="point",
                    help="draw points as pixels or as FractalDB's random 3x3 patches")
-    p.add_argument("--val-per-class", type=int, default=None,
+    p.add_argument("--val-per-class", type=positive_int, default=None,
                    help="held-out images per class (fresh instances; default images/5 in 4..50)")
     p.add_argument("--out", default=None, help="output folder (default runs/pretrain/<arch>)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda[:i]")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=nonnegative_int, default=0)
     p.add_argument("--no-amp", action="store_true", help="no bf16 autocast on CUDA")
     p.add_argument("--register", action="store_true",
                    help="copy the exported backbone into weights/ and add it to weights/manifest.json")
@@ -67,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``pretrain`` to the ``ttl`` sub-commands (handler in ``func``)."""
     p = subparsers.add_parser("pretrain", help="FractalDB-style pre-training of an offline weight source",
-                              description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                              description=__doc__)
     add_arguments(p)
     p.set_defaults(func=run)
 

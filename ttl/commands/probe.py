@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from ttl.commands.argtypes import image_size, nonnegative_int
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -16,10 +17,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--arch", default="resnet18")
     p.add_argument("--sources", nargs="+", default=["fractal", "scratch"])
     add_data_args(p)
-    p.add_argument("--size", type=int, default=None, help="image size fed to the network")
+    p.add_argument("--size", type=image_size, default=None, help="image size fed to the network")
     p.add_argument("--device", default="auto")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--n-boot", type=int, default=200)
+    p.add_argument("--seed", type=nonnegative_int, default=0)
+    p.add_argument("--n-boot", type=nonnegative_int, default=200)
     p.add_argument("--out", default=None, help="save the table as JSON with provenance")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=run)

@@ -6,7 +6,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from ttl.commands.train import add_data_args, data_overrides, load_splits
+from ttl.commands.train import add_data_args, check_model_args, data_overrides, load_splits, source_label
+from ttl.commands.argtypes import image_size, nonnegative_int, positive_float, positive_int
 
 
 def _neighbourhood(text: str) -> str | int:
@@ -23,14 +24,15 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "(and OUT/exhaustive.json).")
     p.add_argument("--arch", default="resnet18")
     p.add_argument("--strategy", default="ttl", choices=("ttl", "lwft", "linear_probe", "transfusion", "scratch"))
-    p.add_argument("--source", default="imagenet", help="imagenet | fractal | scratch | path to a checkpoint")
+    p.add_argument("--source", default="fractal",
+                   help="fractal (shipped, works offline) | imagenet | imagenet:VERSION | scratch | path to a checkpoint")
     add_data_args(p)
-    p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--batch", type=int, default=64)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--patience", type=int, default=5, help="early-stopping patience in epochs (0: off)")
-    p.add_argument("--size", type=int, default=None, help="training image size (default: the data's)")
-    p.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds; the choice uses their mean")
+    p.add_argument("--epochs", type=positive_int, default=10)
+    p.add_argument("--batch", type=positive_int, default=64)
+    p.add_argument("--lr", type=positive_float, default=1e-3)
+    p.add_argument("--patience", type=nonnegative_int, default=5, help="early-stopping patience in epochs (0: off)")
+    p.add_argument("--size", type=image_size, default=None, help="training image size (default: the data's)")
+    p.add_argument("--seeds", type=nonnegative_int, nargs="+", default=[0], help="seeds; the choice uses their mean")
     p.add_argument("--metric", default="auroc", choices=("auroc", "auprc", "balanced_accuracy", "f1", "loss"),
                    help="validation metric that chooses the cut (loss: lower is better)")
     p.add_argument("--neighbourhood", type=_neighbourhood, default="stage",
@@ -39,10 +41,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--test-all", action="store_true",
                    help="also report the test metric of every trial (never used to choose)")
     p.add_argument("--exhaustive", action="store_true", help="also train every cut and compare with the search")
-    p.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples for the test CIs")
+    p.add_argument("--n-boot", type=nonnegative_int, default=1000, help="bootstrap resamples for the test CIs")
     p.add_argument("--device", default="auto")
     p.add_argument("--out", default=None,
-                   help="folder of the trials (default: runs/<dataset>/search-<arch>-<strategy>)")
+                   help="folder of the trials (default: runs/<dataset>/search-<arch>-<source>-<strategy>)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=run)
 
@@ -52,11 +54,12 @@ def run(args: argparse.Namespace) -> int:
     from ttl.search import compare, exhaustive, hierarchical
     from ttl.train import TrainConfig
 
+    check_model_args(args.arch, None, args.source)
     data = load_splits(args)
     cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch, lr=args.lr, patience=args.patience,
                       image_size=args.size, device=args.device, n_boot=args.n_boot)
     train = data["train"]
-    out = Path(args.out or f"runs/{train.name}/search-{args.arch}-{args.strategy}")
+    out = Path(args.out or f"runs/{train.name}/search-{args.arch}-{source_label(args.source)}-{args.strategy}")
     common: dict[str, Any] = dict(strategy=args.strategy, test=data["test"], seeds=args.seeds, metric=args.metric,
                                   test_all=args.test_all,
                                   data_params={"root": args.root, **data_overrides(args)})

@@ -7,23 +7,45 @@ from pathlib import Path
 from typing import Any
 
 from ttl.strategies import STRATEGIES
+from ttl.commands.argtypes import image_size, nonnegative_float, nonnegative_int, phantom_contrast, positive_float, positive_int, width_factor
 
 
 def add_data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset", default="phantom-mid",
                    help="dataset name (see data_manifests/) or path to a manifest YAML (default: phantom-mid)")
     p.add_argument("--root", default=None, help="folder holding the dataset (real datasets)")
-    p.add_argument("--n-per-class", type=int, default=None, help="phantoms: images per class and split")
-    p.add_argument("--data-size", type=int, default=None, help="resize images to this size when loading")
-    p.add_argument("--data-seed", type=int, default=None, help="phantoms: generator seed")
-    p.add_argument("--contrast", type=float, default=None,
-                   help="phantoms: lesion conspicuity (1 = the generator's default; the book's CPU profiles use 5)")
+    p.add_argument("--n-per-class", type=positive_int, default=None, help="phantoms: images per class and split")
+    p.add_argument("--data-size", type=image_size, default=None, help="resize images to this size when loading")
+    p.add_argument("--data-seed", type=nonnegative_int, default=None, help="phantoms: generator seed")
+    p.add_argument("--contrast", type=phantom_contrast, default=None,
+                   help="phantoms: lesion conspicuity (1 = the calibrated default every profile uses)")
 
 
 def data_overrides(args: argparse.Namespace) -> dict[str, Any]:
     out = {"n_per_class": args.n_per_class, "size": args.data_size, "seed": args.data_seed,
            "contrast": args.contrast}
     return {k: v for k, v in out.items() if v is not None}
+
+
+def check_model_args(arch: str, cut: str | None, source: str) -> None:
+    """Fail fast (a ConfigError) on an unknown architecture, cut or source, before any data work."""
+    from ttl.errors import ConfigError
+    from ttl.models.cuts import cut_info
+    from ttl.models.sources import available_sources, split_source
+
+    cut_info(arch, cut)
+    name, _ = split_source(source)
+    if name not in available_sources() and not Path(source).is_file():
+        raise ConfigError(f"unknown weight source {source!r}: use one of {', '.join(available_sources())}, "
+                          f"'imagenet:NAME', or the path of an existing checkpoint file")
+
+
+def source_label(source: str) -> str:
+    """A folder-safe name of a source: ``fractal``, ``imagenet-IMAGENET1K_V1``, a checkpoint's file stem."""
+    name, variant = source.partition(":")[0], source.partition(":")[2]
+    if Path(source).suffix or "/" in source:
+        return Path(source).stem
+    return f"{name}-{variant}" if variant else name
 
 
 def load_splits(args: argparse.Namespace, splits: tuple[str, ...] = ("train", "val", "test")) -> dict[str, Any]:
@@ -40,24 +62,26 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--arch", default="resnet18")
     p.add_argument("--strategy", default="ttl", choices=STRATEGIES)
     p.add_argument("--cut", default=None, help="cut point name (see `ttl cuts ARCH`); none = full model")
-    p.add_argument("--source", default="imagenet", help="imagenet | fractal | scratch | path to a checkpoint")
-    p.add_argument("--width", type=float, default=0.5, help="TransFusion width factor of the slimmed blocks")
+    p.add_argument("--source", default="fractal",
+                   help="fractal (shipped, works offline) | imagenet | imagenet:VERSION | scratch | path to a checkpoint")
+    p.add_argument("--width", type=width_factor, default=0.5, help="TransFusion width factor of the slimmed blocks")
     p.add_argument("--slim-from", default=None, help="TransFusion: first slimmed block (default: first after cut)")
     add_data_args(p)
-    p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--batch", type=int, default=64)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--weight-decay", type=float, default=1e-4)
+    p.add_argument("--epochs", type=positive_int, default=10)
+    p.add_argument("--batch", type=positive_int, default=64)
+    p.add_argument("--lr", type=positive_float, default=1e-3)
+    p.add_argument("--weight-decay", type=nonnegative_float, default=1e-4)
     p.add_argument("--schedule", default="cosine", choices=("cosine", "plateau", "constant"))
-    p.add_argument("--patience", type=int, default=5, help="early-stopping patience in epochs (0: off)")
+    p.add_argument("--patience", type=nonnegative_int, default=5, help="early-stopping patience in epochs (0: off)")
     p.add_argument("--no-class-weights", action="store_true", help="plain (unweighted) loss")
-    p.add_argument("--size", type=int, default=None, help="training image size (default: the data's)")
+    p.add_argument("--size", type=image_size, default=None, help="training image size (default: the data's)")
     p.add_argument("--amp", default="auto", choices=("auto", "bf16", "fp16", "off"))
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
     p.add_argument("--device", default="auto")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples for the CIs")
-    p.add_argument("--out", default=None, help="run folder (default: runs/<dataset>/<arch>-<strategy>-<cut>-s<seed>)")
+    p.add_argument("--seed", type=nonnegative_int, default=0)
+    p.add_argument("--n-boot", type=nonnegative_int, default=1000, help="bootstrap resamples for the CIs")
+    p.add_argument("--out", default=None,
+                   help="run folder (default: runs/<dataset>/<arch>-<source>-<strategy>-<cut>-s<seed>)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=run)
 
@@ -68,6 +92,7 @@ def run(args: argparse.Namespace) -> int:
     from ttl.train import TrainConfig, fit
     from ttl.train.runs import run_params
 
+    check_model_args(args.arch, args.cut, args.source)
     data = load_splits(args)
     cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch, lr=args.lr, weight_decay=args.weight_decay,
                       schedule=args.schedule, patience=args.patience, class_weighted=not args.no_class_weights,
@@ -76,7 +101,9 @@ def run(args: argparse.Namespace) -> int:
     train = data["train"]
     model = prepare(args.strategy, args.arch, cut=args.cut, num_classes=_num_outputs(train), source=args.source,
                     width=args.width, slim_from=args.slim_from, seed=args.seed)
-    out = Path(args.out or f"runs/{train.name}/{args.arch}-{args.strategy}-{args.cut or 'full'}-s{args.seed}")
+    default_out = (f"runs/{train.name}/{args.arch}-{source_label(args.source)}-{args.strategy}-"
+                   f"{args.cut or 'full'}-s{args.seed}")
+    out = Path(args.out or default_out)
     params = run_params(args.strategy, args.arch, args.cut, args.source, args.width, args.slim_from,
                         _num_outputs(train), args.dataset, root=args.root, **data_overrides(args))
     result = fit(model, train, data["val"], cfg, out_dir=out, test=data["test"], params=params)

@@ -1,0 +1,114 @@
+"""Command-line values are validated before any data work; help shows defaults; a closed pipe is quiet."""
+
+import pytest
+
+import ttl.data
+from ttl.cli import build_parser, main
+from ttl.commands.train import check_model_args, source_label
+from ttl.errors import ConfigError
+
+
+@pytest.fixture
+def no_data(monkeypatch):
+    """Any attempt to load data fails the test: validation must come first."""
+    def refuse(*args, **kwargs):
+        raise AssertionError("data was loaded before the arguments were validated")
+
+    monkeypatch.setattr(ttl.data, "load", refuse)
+
+
+BAD = [
+    (["train", "--lr", "nan"], "argument --lr: must be a finite number"),
+    (["train", "--lr", "-1"], "argument --lr: must be a finite number > 0"),
+    (["train", "--patience", "-1"], "argument --patience: must be an integer >= 0"),
+    (["train", "--weight-decay", "-1"], "argument --weight-decay: must be a finite number >= 0"),
+    (["train", "--epochs", "0"], "argument --epochs: must be an integer >= 1"),
+    (["train", "--size", "7"], "argument --size: must be an integer >= 16 and <= 2048"),
+    (["train", "--data-size", "0"], "argument --data-size: must be an integer >= 16"),
+    (["train", "--n-boot", "-5"], "argument --n-boot: must be an integer >= 0"),
+    (["train", "--width", "1.5"], "argument --width: must be a finite number > 0 and <= 1"),
+    (["train", "--contrast", "abc"], "argument --contrast: must be a number, got 'abc'"),
+    (["search", "--seeds", "0", "-1"], "argument --seeds: must be an integer >= 0"),
+    (["pretrain", "--lr", "-1"], "argument --lr: must be a finite number > 0"),
+    (["bench", "train", "--steps", "0"], "argument --steps: must be an integer >= 1"),
+    (["bench", "train", "--repeats", "0"], "argument --repeats: must be an integer >= 1"),
+    (["bench", "train", "--batch", "0"], "argument --batch: must be an integer >= 1"),
+    (["bench", "infer", "--latency-batch", "0"], "argument --latency-batch: must be an integer >= 1"),
+    (["probe", "--size", "7"], "argument --size: must be an integer >= 16"),
+    (["data", "show", "phantom-mid", "--label-noise", "0.5"], "argument --label-noise: must be a finite number >= 0 and < 0.5"),
+]
+
+
+@pytest.mark.parametrize("argv, message", BAD, ids=[" ".join(a) for a, _ in BAD])
+def test_bad_values_are_usage_errors(argv, message, capsys, no_data):
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "--cut", "layer9"], "unknown cut 'layer9' for resnet18"),
+    (["train", "--arch", "vgg16"], "unknown architecture 'vgg16'"),
+    (["train", "--source", "imagenet-typo"], "unknown weight source 'imagenet-typo'"),
+    (["search", "--source", "no/such/file.pt"], "unknown weight source 'no/such/file.pt'"),
+])
+def test_model_arguments_are_checked_before_data(argv, message, capsys, no_data):
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_check_model_args_accepts_real_choices(tmp_path):
+    checkpoint = tmp_path / "mine.pt"
+    checkpoint.write_bytes(b"")
+    for source in ("fractal", "scratch", "imagenet", "imagenet:IMAGENET1K_V1", str(checkpoint)):
+        check_model_args("resnet18", "layer2.1", source)
+    with pytest.raises(ConfigError):
+        check_model_args("resnet18", "layer2.1", "imagenet_v1")
+
+
+def test_default_run_folders_name_the_source():
+    labels = {source_label(s) for s in ("fractal", "scratch", "imagenet", "imagenet:IMAGENET1K_V1", "w/mine.pt")}
+    assert labels == {"fractal", "scratch", "imagenet", "imagenet-IMAGENET1K_V1", "mine"}
+    train = build_parser().parse_args(["train"])
+    search = build_parser().parse_args(["search"])
+    assert train.source == search.source == "fractal"  # the shipped, offline-safe default everywhere
+
+
+def _parser(argv):
+    sub = build_parser()
+    for word in argv:
+        sub = next(a for a in sub._actions if a.__class__.__name__ == "_SubParsersAction").choices[word]
+    return sub
+
+
+def _option_help(parser):
+    """{option: its help entry, whitespace collapsed}."""
+    formatter = parser._get_formatter()
+    return {a.option_strings[-1]: " ".join(formatter._format_action(a).split())
+            for a in parser._actions if a.option_strings}
+
+
+def test_help_shows_each_default_once():
+    entries = _option_help(_parser(["train"]))
+    assert entries["--epochs"] == "--epochs EPOCHS (default: 10)"
+    assert entries["--seed"] == "--seed SEED (default: 0)"  # a zero default is still shown
+    assert entries["--patience"].endswith("(0: off) (default: 5)")
+    assert entries["--slim-from"].endswith("(default: first after cut)")
+    assert entries["--json"] == "--json print the result as JSON"  # flags: no "default: False"
+    assert "default" not in entries["--root"]  # None: nothing to show
+    for argv in (["search"], ["probe"], ["bench", "train"], ["data", "audit"], ["pretrain"], ["evaluate"]):
+        twice = [e for e in _option_help(_parser(argv)).values() if e.count("default") > 1]
+        assert not twice, (argv, twice)
+
+
+def test_closed_pipe_is_not_an_error(monkeypatch, capsys):
+    import ttl.commands.cuts as cuts
+
+    def writes_into_a_closed_pipe(args):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(cuts, "run", writes_into_a_closed_pipe)
+    assert main(["cuts", "resnet18"]) == 0
+    assert "Traceback" not in capsys.readouterr().err
