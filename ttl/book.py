@@ -221,6 +221,22 @@ def load_profile(name_or_path: str | os.PathLike, profiles_dir: Path = PROFILES_
 # hashing and parameters
 
 
+def stale_running_copies(executed: Path) -> list[Path]:
+    """``.<name>.<pid>.running.ipynb`` files beside ``executed`` whose build process no longer runs."""
+    stale = []
+    for path in executed.parent.glob(f".{executed.stem}.*.running.ipynb"):
+        pid_text = path.name[len(executed.stem) + 2:-len(".running.ipynb")]
+        try:
+            os.kill(int(pid_text), 0)
+        except ValueError:
+            continue  # not one of ours
+        except ProcessLookupError:
+            stale.append(path)
+        except PermissionError:
+            pass  # alive, another user's
+    return stale
+
+
 def code_hash(code_dir: Path = PACKAGE_DIR) -> str:
     """sha256 over every ``*.py`` file under ``code_dir`` (relative path and bytes, sorted)."""
     h = hashlib.sha256()
@@ -350,6 +366,8 @@ def execute_notebook(name: str, source: Path, executed: Path, parameters: Mappin
         log(f"{name}: up to date, reusing {shown}")
         return NotebookRun(name, "reused", 0.0, shown, key, params, _stored(executed).get("seconds"))
     executed.parent.mkdir(parents=True, exist_ok=True)
+    for left in stale_running_copies(executed):  # left by a killed earlier build
+        left.unlink(missing_ok=True)
     failed = executed.with_name(f"{executed.stem}.failed.ipynb")
     tmp = executed.with_name(f".{executed.stem}.{os.getpid()}.running.ipynb")
     log(f"{name}: executing {_display_path(source, cwd)} -> {shown}")

@@ -25,3 +25,7 @@ class DataError(TTLError, ValueError):
 
 class TrainingDivergedError(TTLError, RuntimeError):
     """A training's loss or weights became non-finite: the run is failed, never stored as finished."""
+
+
+class RunLockedError(TTLError, RuntimeError):
+    """Another live process is writing the same run folder."""

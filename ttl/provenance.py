@@ -66,6 +66,20 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], object]) -
     return path
 
 
+def remove_orphan_temps(folder: str | os.PathLike) -> list[Path]:
+    """Delete the temporary files :func:`atomic_write` left in ``folder`` when its process was killed.
+
+    Call it only while no other process writes ``folder`` (e.g. under the run folder's lock).
+    """
+    folder = Path(folder)
+    removed = []
+    for tmp in folder.glob(".*.tmp") if folder.is_dir() else ():
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+            removed.append(tmp)
+    return removed
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     """Write ``data`` to ``path`` atomically; create parent folders."""
     return atomic_write(path, lambda f: f.write(data))

@@ -22,9 +22,11 @@ from tqdm.auto import tqdm
 from ttl.errors import ConfigError, TrainingDivergedError
 from ttl.metrics import compute_metrics, scores_from_logits
 from ttl.models.sources import normalization
-from ttl.provenance import atomic_torch_save, atomic_write, atomic_write_json, params_hash, read_json, write_result
+from ttl.provenance import (atomic_torch_save, atomic_write, atomic_write_json, params_hash, read_json,
+                            remove_orphan_temps, write_result)
 from ttl.seeding import seed_everything
 from ttl.train.batches import DeviceBatches, Preprocess
+from ttl.train.lock import run_lock
 
 
 @dataclass
@@ -222,8 +224,18 @@ def fit(model: nn.Module, train: Any, val: Any, cfg: TrainConfig | None = None,
 
     With ``out_dir``: a checkpoint after every epoch (resumed when present and the parameters
     match), and ``result.json`` at the end; a finished run with the same parameters is read back
-    instead of retrained. ``params`` are extra parameters to record (strategy, dataset, ...).
+    instead of retrained. ``params`` are extra parameters to record (strategy, dataset, ...). A
+    second process writing the same ``out_dir`` meanwhile gets :class:`~ttl.errors.RunLockedError`.
     """
+    if out_dir is None:
+        return _fit(model, train, val, cfg, None, test, params, on_epoch_end)
+    with run_lock(out_dir):  # one writer per run folder
+        remove_orphan_temps(out_dir)  # half-written files of a killed earlier writer
+        return _fit(model, train, val, cfg, Path(out_dir), test, params, on_epoch_end)
+
+
+def _fit(model: nn.Module, train: Any, val: Any, cfg: TrainConfig | None, out_dir: Path | None, test: Any,
+         params: dict[str, Any] | None, on_epoch_end: Callable[[int, dict[str, float]], None] | None) -> FitResult:
     cfg = cfg or TrainConfig()
     device = resolve_device(cfg.device)
     keyed = run_key_params(cfg, params, {"train": data_key(train), "val": data_key(val)})
