@@ -89,3 +89,18 @@ def test_stale_running_notebooks_are_found_by_their_dead_pid(tmp_path):
     for path in (left, mine, other):
         path.write_text("{}")
     assert stale_running_copies(executed) == [left]
+
+
+def test_atomic_writes_follow_the_umask(tmp_path):
+    import os
+
+    from ttl.provenance import atomic_write_json
+
+    old = os.umask(0o022)
+    try:
+        path = atomic_write_json(tmp_path / "result.json", {"a": 1})
+        assert (path.stat().st_mode & 0o777) == 0o644  # not mkstemp's 0600
+        os.umask(0o077)
+        assert (atomic_write_json(tmp_path / "private.json", {}).stat().st_mode & 0o777) == 0o600
+    finally:
+        os.umask(old)
