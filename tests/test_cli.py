@@ -66,3 +66,8 @@ def test_train_then_evaluate_a_run_folder(capsys, tmp_path):
     evaluated = json.loads(capsys.readouterr().out)
     assert evaluated["metrics"]["auroc"]["value"] == pytest.approx(trained["metrics"]["test"]["auroc"]["value"])
     assert main(["evaluate", str(tmp_path / "nothing")]) == 2
+    # one data option given: only it changes, every other recorded setting is kept
+    assert main(["evaluate", str(run), "--device", "cpu", "--n-boot", "0", "--data-seed", "1", "--json"]) == 0
+    other = json.loads(capsys.readouterr().out)
+    assert other["data"] == {"n_per_class": 8, "size": 32, "seed": 1}
+    assert other["metrics"]["auroc"]["value"] != pytest.approx(evaluated["metrics"]["auroc"]["value"])

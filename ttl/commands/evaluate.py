@@ -12,7 +12,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("evaluate", help="evaluate a trained run on a dataset split",
                        description="Rebuild the model of RUN (a folder written by `ttl train`), load its "
                                    "weights and report AUROC, AUPRC, balanced accuracy and F1 with bootstrap "
-                                   "CIs on a split. Default dataset: the one it was trained on.")
+                                   "CIs on a split. Default dataset: the one it was trained on, with its recorded "
+                                   "settings; each data option given here replaces only that setting.")
     p.add_argument("run", help="run folder holding result.json and model.pt")
     add_data_args(p)
     p.set_defaults(dataset=None)
@@ -33,13 +34,21 @@ def run(args: argparse.Namespace) -> int:
 
     model, params = load_run(args.run)
     data_params = params.get("data", {})
-    dataset = args.dataset or data_params.get("dataset")
-    overrides = data_overrides(args) or {k: v for k, v in data_params.items() if k not in ("dataset", "root")}
-    ds = load(dataset, root=args.root or data_params.get("root"), split=args.split, **overrides)
+    recorded = data_params.get("dataset")
+    dataset = args.dataset or recorded
+    # the recorded data settings, each replaced only by an option given here (another dataset: none kept)
+    kept = {k: v for k, v in data_params.items() if k not in ("dataset", "root")} if dataset == recorded else {}
+    given = data_overrides(args)
+    applied = {**kept, **given}
+    if not args.json:
+        shown = ", ".join(f"{k}={v}{'' if k in given else ' (recorded)'}" for k, v in applied.items())
+        print(f"data: {dataset} {args.split}" + (f" with {shown}" if shown else ""))
+    root = args.root or (data_params.get("root") if dataset == recorded else None)
+    ds = load(dataset, root=root, split=args.split, **applied)
     cfg = TrainConfig(device=args.device, n_boot=args.n_boot, image_size=params["train"].get("image_size"))
     metrics = evaluate(model, ds, cfg)
     if args.json:
-        print_json({"run": args.run, "dataset": dataset, "split": args.split, "metrics": metrics})
+        print_json({"run": args.run, "dataset": dataset, "split": args.split, "data": applied, "metrics": metrics})
     else:
         for name in ("auroc", "auprc", "balanced_accuracy", "f1"):
             m = metrics[name]
