@@ -180,3 +180,22 @@ def test_a_finished_run_without_its_weights_is_trained_again_without_a_warning(t
     again = fit(_model(), train, val, TrainConfig(**{**CFG, "epochs": 1}), out_dir=tmp_path)
     assert not again.reused and (tmp_path / "model.pt").exists()
     assert not [w for w in recwarn if "other parameters" in str(w.message)]
+
+
+@pytest.mark.parametrize("strategy, cut", [("ttl", "layer1.0"), ("scratch", "layer1.0"), ("full", None),
+                                           ("lwft", "layer1.0"), ("transfusion", "layer2.0"),
+                                           ("linear_probe", "layer1.0")])
+def test_a_reloaded_run_scores_exactly_like_the_trained_model(strategy, cut, tmp_path):
+    """``load_run`` rebuilds every strategy with the preprocessing its training used (a scratch run
+    recorded with source fractal was once normalised with fractal statistics on reload)."""
+    from ttl.train import predict
+    from ttl.train.runs import load_run, run_params
+
+    train, val, test = _data()
+    model = prepare(strategy, "resnet18", cut=cut, source="fractal", width=0.5)
+    params = run_params(strategy, "resnet18", cut, "fractal", 0.5, None, 2, "tiny")
+    res = fit(model, train, val, TrainConfig(**{**CFG, "epochs": 1}), out_dir=tmp_path, test=test, params=params)
+    reloaded, _ = load_run(tmp_path)
+    _, trained_scores, _ = predict(res.model, test, TrainConfig(**CFG))
+    _, reloaded_scores, _ = predict(reloaded, test, TrainConfig(**CFG))
+    np.testing.assert_allclose(reloaded_scores, trained_scores, atol=1e-6)

@@ -42,7 +42,9 @@ def load_run(run_dir: str | Path) -> tuple[torch.nn.Module, dict[str, Any]]:
         raise DataError(f"{run_dir / 'result.json'} records no model block: cannot rebuild the model")
     model = prepare(spec["strategy"], spec["arch"], cut=spec["cut"], num_classes=spec["num_classes"],
                     source="scratch", width=spec.get("width", 1.0), slim_from=spec.get("slim_from"))
-    model.source = spec["source"]
+    # the source whose preprocessing the training used: a scratch model was built (and normalised) as
+    # "scratch" whatever source its run records
+    model.source = "scratch" if spec["strategy"] == "scratch" else spec["source"]
     eps = bn_eps(spec["source"], spec["arch"]) if spec["strategy"] != "scratch" else None
     if eps is not None:  # e.g. Keras' DenseNet-121 ImageNet weights were trained with eps 1.001e-5
         set_bn_eps(model, eps)
