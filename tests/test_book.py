@@ -124,6 +124,18 @@ def run(setup, data, **kw):
                                 progress=False, **kw)
 
 
+def test_a_default_no_notebook_declares_is_an_error(setup):
+    """A typo in a profile's defaults (``contrats``) used to be dropped silently."""
+    with pytest.raises(ConfigError, match=r"defaults 'xx' \(did you mean 'x'\?\) are declared by none"):
+        run(setup, {"defaults": {"x": 2, "xx": 3}, "notebooks": [{"name": "toy"}]})
+    assert not (setup["results"] / "toy").exists()  # refused before anything ran
+
+
+def test_every_shipped_profile_declares_only_known_defaults():
+    for path in sorted(book.PROFILES_DIR.glob("*.yaml")):
+        book.check_defaults_declared(book.load_profile(path.stem))
+
+
 def count(setup) -> list[str]:
     return (setup["results"] / "toy" / "count.txt").read_text().split()
 
@@ -133,7 +145,7 @@ def statuses(res) -> list[str]:
 
 
 def test_rerun_only_when_parameters_notebook_or_code_change(setup):
-    data = {"defaults": {"x": 2, "not_declared": 9}, "notebooks": [{"name": "toy"}]}
+    data = {"defaults": {"x": 2}, "notebooks": [{"name": "toy"}]}
     first = run(setup, data)
     assert statuses(first) == ["executed"] and count(setup) == ["2"]
     executed = setup["executed"] / "toy.ipynb"
@@ -146,7 +158,6 @@ def test_rerun_only_when_parameters_notebook_or_code_change(setup):
 
     assert statuses(run(setup, data)) == ["reused"] and count(setup) == ["2"]
     # an undeclared default does not reach the notebook, so changing it reruns nothing
-    assert statuses(run(setup, {**data, "defaults": {"x": 2, "not_declared": 10}})) == ["reused"]
 
     changed = {"defaults": {"x": 2}, "notebooks": [{"name": "toy", "parameters": {"x": 3}}]}
     assert statuses(run(setup, changed)) == ["executed"] and count(setup) == ["2", "3"]

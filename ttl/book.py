@@ -275,6 +275,27 @@ def declared_parameters(notebook: Path) -> dict[str, Any] | None:
     return dict(papermill.inspect_notebook(str(notebook)))
 
 
+def check_defaults_declared(profile: Profile, notebooks_dir: Path = NOTEBOOKS_DIR) -> None:
+    """A ConfigError for a ``defaults`` key that none of the profile's notebooks declares (a typo such
+    as ``contrats`` would otherwise be dropped silently), naming the closest declared parameter."""
+    import difflib
+
+    declared: set[str] = set()
+    for spec in profile.notebooks:
+        source = Path(notebooks_dir) / f"{spec.name}.ipynb"
+        if source.is_file():
+            declared |= set(declared_parameters(source) or {})
+    unknown = sorted(set(profile.defaults) - declared - {"output_dir", "profile"})
+    if unknown:
+        src = profile.path or f"profile {profile.name!r}"
+        hints = []
+        for key in unknown:
+            close = difflib.get_close_matches(key, sorted(declared), n=1)
+            hints.append(f"{key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+        raise ConfigError(f"{src}: defaults {', '.join(hints)} are declared by none of its notebooks "
+                          f"({', '.join(s.name for s in profile.notebooks)}); remove or rename them")
+
+
 def notebook_parameters(profile: Profile, spec: NotebookSpec, declared: Mapping[str, Any] | None,
                         output_dir: str) -> dict[str, Any]:
     """Defaults the notebook declares, then its overrides (which it must declare), then the
@@ -456,6 +477,7 @@ def execute_profile(profile: Profile, *, only: Sequence[str] | None = None, forc
         have = sorted(p.stem for p in Path(notebooks_dir).glob("*.ipynb"))
         raise BookError(f"profile {profile.name!r} lists notebook(s) {missing} but "
                         f"{_display_path(Path(notebooks_dir), root)}/ holds only {have}")
+    check_defaults_declared(profile, notebooks_dir)
     code = code_hash(code_dir)
     started = time.perf_counter()
     record_params = {"profile": profile.name,
