@@ -112,3 +112,13 @@ def test_closed_pipe_is_not_an_error(monkeypatch, capsys):
     monkeypatch.setattr(cuts, "run", writes_into_a_closed_pipe)
     assert main(["cuts", "resnet18"]) == 0
     assert "Traceback" not in capsys.readouterr().err
+
+
+def test_book_without_its_tool_chain_says_what_to_install(monkeypatch, capsys):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "papermill" else real(name, *a))
+    assert main(["book", "--profile", "smoke"]) == 2
+    err = capsys.readouterr().err
+    assert "missing here: papermill" in err and 'pip install "ttl-study[book]"' in err

@@ -14,4 +14,15 @@ import warnings
 warnings.filterwarnings("ignore", message="IProgress not found")
 
 __version__ = "0.1.0"
-__all__ = ["__version__"]
+SUBPACKAGES = ("models", "strategies", "train", "metrics", "efficiency", "data", "analysis", "stats", "explain",
+               "search", "pretrain", "experiments", "book", "provenance", "seeding", "errors")
+__all__ = ["__version__", *SUBPACKAGES]
+
+
+def __getattr__(name: str) -> object:
+    """``ttl.models`` and the other submodules, imported on first use (PEP 562)."""
+    if name in SUBPACKAGES:
+        import importlib
+
+        return importlib.import_module(f"ttl.{name}")
+    raise AttributeError(f"module 'ttl' has no attribute {name!r}")

@@ -36,9 +36,26 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+BOOK_MODULES = {"papermill": "papermill", "nbformat": "nbformat", "ipykernel": "ipykernel",
+                "myst_nb": "jupyter-book", "jupyter_book": "jupyter-book"}
+
+
+def check_book_tools() -> None:
+    """A ConfigError naming the missing packages when the book tool-chain (the `book` extra) is absent."""
+    import importlib.util
+
+    from ttl.errors import ConfigError
+
+    missing = sorted({pkg for mod, pkg in BOOK_MODULES.items() if importlib.util.find_spec(mod) is None})
+    if missing:
+        raise ConfigError(f"`ttl book` needs the book tool-chain, missing here: {', '.join(missing)}; install it "
+                          "with: pip install \"ttl-study[book]\" (or `make env` in the repository)")
+
+
 def run(args: argparse.Namespace) -> int:
     from ttl.book import load_profile, run_book
 
+    check_book_tools()
     profile = load_profile(args.profile)
     result = run_book(profile, only=args.only, force=args.force, executed_dir=args.executed_dir,
                       results_dir=args.results_dir, build=not args.no_build, build_dir=args.build_dir,
