@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
+import zlib
 
 import numpy as np
 import pytest
@@ -21,9 +23,14 @@ def _cache(tmp_path, monkeypatch):
 
 
 def _png(path, value, size=(30, 20), mode="L"):
+    """A flat image of ``value``; one corner pixel differs per file name, so no two files are
+    byte-identical (identical files in two splits are leakage)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     colour = value if mode == "L" else (value, value // 2, 255 - value)
-    Image.new(mode, size, colour).save(path)
+    img = Image.new(mode, size, colour)
+    mark = zlib.crc32(str(path.name).encode()) % 256
+    img.putpixel((0, 0), mark if mode == "L" else (mark, mark, mark))
+    img.save(path)
 
 
 def _manifest(**changes):
@@ -159,6 +166,40 @@ def test_duplicate_path_across_splits_is_leakage(tmp_path):
     with pytest.raises(DataError, match=r"line 8: image 'img/cat_1.png' is in split 'test' and in split 'train' "
                                         r"\(.*line 3\): leakage"):
         load(m, root=root, progress=False)
+
+
+def _column_split(root, splits):
+    """Rewrite labels.csv with a split column: ``splits[i]`` for the i-th image row."""
+    rows = (root / "labels.csv").read_text().splitlines()
+    body = [f"{r},{s}" for r, s in zip(rows[1:], splits)]
+    (root / "labels.csv").write_text("\n".join([rows[0] + ",split", *body]) + "\n")
+    return _manifest(**{"split": {"rule": "column", "column": "split"}})
+
+
+def test_a_copy_under_another_name_in_another_split_is_leakage(tmp_path):
+    root = _folder(tmp_path / "data", n_per_class=3)
+    m = _column_split(root, ["train", "train", "test", "train", "train", "test"])
+    assert len(load(m, root=root, split="test", progress=False)) == 2  # distinct files: fine
+    shutil.copy(root / "img/cat_0.png", root / "img/cat_2.png")  # cat_2 (test) now repeats cat_0 (train)
+    with pytest.raises(DataError, match=r"image 'img/cat_2.png' \(split 'test'\) has the same bytes as "
+                                        r"'img/cat_0.png' \(split 'train'.*leakage between splits"):
+        load(m, root=root, split="train", progress=False, cache=False)
+
+
+def test_a_symlink_or_absolute_path_to_a_file_of_another_split_is_leakage(tmp_path):
+    root = _folder(tmp_path / "data", n_per_class=3)
+    (root / "img/cat_2.png").unlink()
+    (root / "img/cat_2.png").symlink_to(root / "img/cat_0.png")
+    m = _column_split(root, ["train", "train", "test", "train", "train", "test"])
+    with pytest.raises(DataError, match=r"'img/cat_2.png' \(split 'test'\) is the same file as 'img/cat_0.png'"):
+        load(m, root=root, split="test", progress=False)
+    root2 = _folder(tmp_path / "data2", n_per_class=3)
+    rows = (root2 / "labels.csv").read_text().splitlines()
+    rows.append(f"{root2 / 'img/dog_1.png'},dog,dog-p9")  # the same file again, by its absolute path
+    (root2 / "labels.csv").write_text("\n".join(rows) + "\n")
+    m2 = _column_split(root2, ["train"] * 6 + ["test"])
+    with pytest.raises(DataError, match="is the same file as 'img/dog_1.png'"):
+        load(m2, root=root2, split="test", progress=False)
 
 
 def test_group_leakage_with_split_file(tmp_path):

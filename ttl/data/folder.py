@@ -284,8 +284,9 @@ def check_leakage(by_split: dict[str, list[Record]], check_groups: bool = False)
                 groups.setdefault(r.group, (split, r))
 
 
-def resolve_paths(m: Manifest, records: list[Record], root: Path) -> None:
-    """Find each image under the layout's ``image_dirs``; DataError for the first missing one."""
+def resolve_paths(m: Manifest, records: list[Record], root: Path, missing_ok: bool = False) -> None:
+    """Find each image under the layout's ``image_dirs``; DataError for the first missing one
+    (``missing_ok``: leave its ``path`` None)."""
     dirs = [root / d for d in (m.layout.get("image_dirs") or ["."])]
     for r in records:
         if r.path is not None:
@@ -296,8 +297,42 @@ def resolve_paths(m: Manifest, records: list[Record], root: Path) -> None:
                 r.path = p
                 break
         else:
+            if missing_ok:
+                continue
             raise DataError(f"{r.where()}: image {r.rel!r} not found under "
                             f"{', '.join(str(d) for d in dirs)}")
+
+
+def check_content_leakage(by_split: dict[str, list[Record]]) -> None:
+    """:class:`DataError` when one image file reaches two splits under different names: the same file
+    (a symlink, an absolute path, ``a/../b``) or byte-identical copies. Only files whose size
+    occurs in more than one split are hashed. Records without a resolved ``path`` are skipped."""
+    real: dict[str, tuple[str, Record]] = {}
+    by_size: dict[int, list[tuple[str, Record]]] = {}
+    for split, recs in by_split.items():
+        for r in recs:
+            if r.path is None:
+                continue
+            key = os.path.realpath(r.path)
+            if key in real and real[key][0] != split:
+                s0, r0 = real[key]
+                raise DataError(f"{r.where()}: image {r.rel!r} (split '{split}') is the same file as {r0.rel!r} "
+                                f"(split '{s0}', {r0.where()}): {key}: leakage between splits")
+            if key not in real:
+                real[key] = (split, r)
+                by_size.setdefault(os.path.getsize(key), []).append((split, r))
+    for entries in by_size.values():
+        if len({split for split, _ in entries}) < 2:
+            continue
+        digests: dict[str, tuple[str, Record]] = {}
+        for split, r in entries:
+            digest = sha256_file(r.path)
+            if digest in digests and digests[digest][0] != split:
+                s0, r0 = digests[digest]
+                raise DataError(f"{r.where()}: image {r.rel!r} (split '{split}') has the same bytes as {r0.rel!r} "
+                                f"(split '{s0}', {r0.where()}): the same image under two names, leakage between "
+                                "splits; remove one copy or put both in one split")
+            digests.setdefault(digest, (split, r))
 
 
 def _to_mode(im: Any, channels: int) -> Any:

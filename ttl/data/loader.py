@@ -199,6 +199,9 @@ def _load_folder(m: Manifest, root: Any, split: str, use_cache: bool, cache: Any
            "files": fd.fingerprint(m, root_path, recs)}
 
     def make() -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        others = [r for s, rs in by_split.items() if s != split for r in rs]
+        fd.resolve_paths(m, others, root_path, missing_ok=True)
+        fd.check_content_leakage(by_split)  # decoded only on a cache miss, so checked then
         images = fd.decode_records(recs, channels, size, mode, progress, desc=f"{m.name} {split}")
         if m.task == "multilabel":
             labels = np.stack([r.label for r in recs]).astype(np.float32)
