@@ -57,6 +57,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except TTLError as exc:
         print(f"ttl {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # no space left on device, permission denied, a folder that is a file, ...
+        print(f"ttl {args.command}: error: {exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"ttl {args.command}: interrupted (rerun the same command to resume)", file=sys.stderr)
         return 130

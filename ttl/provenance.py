@@ -110,8 +110,15 @@ def atomic_torch_save(path: str | os.PathLike, obj: Any) -> Path:
 
 
 def read_json(path: str | os.PathLike) -> Any:
-    with open(path) as f:
-        return json.load(f)
+    """A JSON file's content; a :class:`~ttl.errors.DataError` naming the file when it is corrupt."""
+    from ttl.errors import DataError
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise DataError(f"{path}: not readable JSON (corrupt or truncated: {e}); restore it or delete it "
+                        "(a run folder's files are then rebuilt by training again)") from e
 
 
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:

@@ -45,6 +45,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"data: {dataset} {args.split}" + (f" with {shown}" if shown else ""))
     root = args.root or (data_params.get("root") if dataset == recorded else None)
     ds = load(dataset, root=root, split=args.split, **applied)
+    trained_for = params.get("model", {}).get("num_classes")
+    if trained_for is not None and len(ds.classes) != int(trained_for):
+        from ttl.errors import ConfigError
+
+        raise ConfigError(f"{args.run} was trained for {trained_for} classes but {dataset} has "
+                          f"{len(ds.classes)} ({', '.join(ds.classes)}): evaluate it on a dataset with its classes")
     cfg = TrainConfig(device=args.device, n_boot=args.n_boot, image_size=params["train"].get("image_size"))
     metrics = evaluate(model, ds, cfg)
     if args.json:

@@ -46,6 +46,8 @@ class F:
 
 STR, INT, NUM, BOOL = (str,), (int,), (int, float), (bool,)
 _STRS = F((list,), items=F(STR))
+# the training augmentations (ttl.train.batches.AUGMENTATIONS; a test keeps the two equal)
+AUGMENTATIONS = ("random-resized-crop", "hflip", "vflip", "rot180")
 _SPLIT_MAP = F((dict,), items=F(STR))  # {train: ..., val: ..., test: ...}
 
 SCHEMA: dict[str, F] = {
@@ -118,7 +120,7 @@ SCHEMA: dict[str, F] = {
         "size": F(INT, True, doc="square side in pixels after resizing"),
         "resize": F(STR, choices=RESIZE_MODES),
         "normalisation": F(STR, choices=NORMALISATIONS),
-        "augment": _STRS,
+        "augment": F((list,), items=F(STR, choices=AUGMENTATIONS), doc="label-safe training augmentations"),
         "notes": F(STR),
     }),
 }
@@ -281,11 +283,18 @@ def _yaml_load(path: Path) -> Any:
     import yaml
 
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError as e:
         raise DataError(f"{path}: cannot read the manifest: {e}") from e
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path}: not a UTF-8 text file (byte {e.start}): save the manifest as UTF-8") from e
     try:
-        return yaml.safe_load(text)
+        data = yaml.safe_load(text)
+        if not isinstance(data, dict):
+            what = "empty" if data is None else f"a YAML {type(data).__name__}"
+            raise DataError(f"{path}: the manifest is {what}; it must be a mapping of keys (name, task, "
+                            "classes, source, ...): copy a shipped manifest from data_manifests/ and edit it")
+        return data
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         line = f", line {mark.line + 1}" if mark is not None else ""

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from ttl.errors import ConfigError, TrainingDivergedError
+from ttl.errors import ConfigError, DataError, TrainingDivergedError
 from ttl.metrics import compute_metrics, scores_from_logits
 from ttl.models.sources import normalization
 from ttl.provenance import (atomic_torch_save, atomic_write, atomic_write_json, params_hash, read_json,
@@ -217,6 +217,37 @@ def _count_params(model: nn.Module) -> dict[str, int]:
             "trainable_params": sum(p.numel() for p in model.parameters() if p.requires_grad)}
 
 
+def _finished(out: Path) -> dict[str, Any] | None:
+    """The run folder's result.json, or None when absent or unreadable (then the run trains again)."""
+    if not (out / "result.json").exists():
+        return None
+    try:
+        return read_json(out / "result.json")
+    except DataError as e:
+        warnings.warn(f"{e}: training the run again", stacklevel=3)
+        return None
+
+
+def _read_weights(path: Path) -> dict[str, torch.Tensor] | None:
+    """A finished run's model.pt, or None when absent or unreadable (then the run trains again)."""
+    if not path.exists():
+        return None
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # truncated or corrupt: torch raises RuntimeError, EOFError, UnpicklingError...
+        warnings.warn(f"{path}: unreadable ({type(e).__name__}: {e}); training the run again", stacklevel=3)
+        return None
+
+
+def _read_checkpoint(path: Path) -> dict[str, Any] | None:
+    """The last epoch's checkpoint, or None when unreadable (then the run starts from epoch 0)."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as e:  # a corrupt checkpoint (atomic writes make this rare): start over
+        warnings.warn(f"{path}: unreadable ({type(e).__name__}: {e}); training from the first epoch", stacklevel=3)
+        return None
+
+
 def fit(model: nn.Module, train: Any, val: Any, cfg: TrainConfig | None = None,
         out_dir: str | Path | None = None, test: Any = None, params: dict[str, Any] | None = None,
         on_epoch_end: Callable[[int, dict[str, float]], None] | None = None) -> FitResult:
@@ -242,10 +273,11 @@ def _fit(model: nn.Module, train: Any, val: Any, cfg: TrainConfig | None, out_di
     key = params_hash(keyed)
     record = {**keyed, "train": {**asdict(cfg), "device": str(device)}}  # provenance keeps everything
     out = Path(out_dir) if out_dir is not None else None
-    if out is not None and (out / "result.json").exists():
-        done = read_json(out / "result.json")
-        if done.get("params_hash") == key and (out / "model.pt").exists():
-            model.load_state_dict(torch.load(out / "model.pt", map_location="cpu", weights_only=True))
+    done = _finished(out) if out is not None else None
+    if done is not None:
+        state = _read_weights(out / "model.pt") if done.get("params_hash") == key else None
+        if state is not None:
+            model.load_state_dict(state)
             metrics = dict(done["metrics"])
             if test is not None:  # e.g. a search trial, now reported: scored beside, result.json untouched
                 metrics["test"] = _test_metrics(model, test, cfg, device, out)
@@ -277,8 +309,8 @@ def _fit(model: nn.Module, train: Any, val: Any, cfg: TrainConfig | None, out_di
     best = {"auroc": -math.inf, "epoch": -1, "state": None}
     start_epoch, bad_epochs, elapsed = 0, 0, 0.0
     ckpt_path = out / "checkpoint.pt" if out is not None else None
-    if ckpt_path is not None and ckpt_path.exists():
-        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+    ckpt = _read_checkpoint(ckpt_path) if ckpt_path is not None and ckpt_path.exists() else None
+    if ckpt is not None:
         if ckpt.get("params_hash") == key:
             model.load_state_dict(ckpt["model"])
             opt.load_state_dict(ckpt["optimizer"])

@@ -48,7 +48,12 @@ def load_run(run_dir: str | Path) -> tuple[torch.nn.Module, dict[str, Any]]:
     eps = bn_eps(spec["source"], spec["arch"]) if spec["strategy"] != "scratch" else None
     if eps is not None:  # e.g. Keras' DenseNet-121 ImageNet weights were trained with eps 1.001e-5
         set_bn_eps(model, eps)
-    model.load_state_dict(torch.load(run_dir / "model.pt", map_location="cpu", weights_only=True))
+    try:
+        state = torch.load(run_dir / "model.pt", map_location="cpu", weights_only=True)
+    except Exception as e:  # truncated or corrupt
+        raise DataError(f"{run_dir / 'model.pt'}: unreadable weights ({type(e).__name__}: {e}); rerun the "
+                        "training command to rebuild the run") from e
+    model.load_state_dict(state)
     return model, params
 
 

@@ -1,0 +1,95 @@
+"""Corrupt files, bad manifests and full disks end in clear messages (or a clean retrain), never a traceback."""
+
+import warnings
+
+import pytest
+import torch
+
+import ttl.data
+from tiny import tiny_dataset
+from ttl.cli import main
+from ttl.data import load_manifest
+from ttl.errors import DataError
+from ttl.strategies import prepare
+from ttl.train import TrainConfig, fit
+from ttl.train.runs import load_run, run_params
+
+CFG = TrainConfig(epochs=1, batch_size=16, lr=3e-3, n_boot=0, progress=False, patience=0)
+
+
+def _train(folder):
+    model = prepare("ttl", "resnet18", cut="layer1.0", source="scratch")
+    params = run_params("ttl", "resnet18", "layer1.0", "scratch", 1.0, None, 2, "tiny")
+    return fit(model, tiny_dataset(32), tiny_dataset(32, seed=1), CFG, out_dir=folder, params=params)
+
+
+def test_a_truncated_result_or_model_is_retrained_not_a_crash(tmp_path):
+    first = _train(tmp_path)
+    result = (tmp_path / "result.json").read_text()
+    (tmp_path / "result.json").write_text(result[: len(result) // 2])
+    with pytest.warns(UserWarning, match="not readable JSON.*training the run again"):
+        again = _train(tmp_path)
+    assert not again.reused and again.best_epoch == first.best_epoch
+    (tmp_path / "model.pt").write_bytes((tmp_path / "model.pt").read_bytes()[:100])
+    with pytest.raises(DataError, match=r"model.pt: unreadable weights"):
+        load_run(tmp_path)
+    with pytest.warns(UserWarning, match=r"model.pt: unreadable .*training the run again"):
+        assert not _train(tmp_path).reused
+
+
+def test_a_corrupt_checkpoint_restarts_from_the_first_epoch(tmp_path):
+    (tmp_path / "checkpoint.pt").write_bytes(b"not a checkpoint")
+    with pytest.warns(UserWarning, match="checkpoint.pt: unreadable"):
+        res = _train(tmp_path)
+    assert [h["epoch"] for h in res.history] == [0]
+
+
+def test_evaluate_reports_corrupt_run_files_as_errors(tmp_path, capsys):
+    _train(tmp_path)
+    (tmp_path / "result.json").write_text("{\"truncated\": ")
+    assert main(["evaluate", str(tmp_path), "--device", "cpu"]) == 2
+    assert "result.json: not readable JSON" in capsys.readouterr().err
+
+
+def test_evaluate_refuses_a_dataset_with_other_classes(tmp_path, capsys, monkeypatch):
+    _train(tmp_path)
+    three = tiny_dataset(12)
+    three.classes = ["a", "b", "c"]
+    monkeypatch.setattr(ttl.data, "load", lambda *a, **k: three)
+    assert main(["evaluate", str(tmp_path), "--dataset", "phantom-mid", "--device", "cpu"]) == 2
+    assert "trained for 2 classes but phantom-mid has 3" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"", "the manifest is empty"),
+    (b"- a\n- b\n", "the manifest is a YAML list"),
+    (b"name: caf\xe9\n", "not a UTF-8 text file"),
+])
+def test_unusable_manifest_files(tmp_path, content, message):
+    path = tmp_path / "mine.yaml"
+    path.write_bytes(content)
+    with pytest.raises(DataError, match=message):
+        load_manifest(path)
+
+
+def test_an_unknown_augmentation_is_refused_when_the_manifest_is_read():
+    from ttl.data.manifest import AUGMENTATIONS
+    from ttl.train.batches import AUGMENTATIONS as USED
+
+    data = dict(load_manifest("phantom-low").data)
+    data["preprocessing"] = {**data["preprocessing"], "augment": ["hflip", "rotate"]}
+    with pytest.raises(DataError, match=r"preprocessing.augment\[1\]': 'rotate' is not one of"):
+        load_manifest(data)
+    assert AUGMENTATIONS == USED
+
+
+def test_no_space_left_is_a_message(monkeypatch, capsys):
+    import ttl.commands.cuts as cuts
+
+    def full_disk(args):
+        raise OSError(28, "No space left on device", "runs/x/checkpoint.pt")
+
+    monkeypatch.setattr(cuts, "run", full_disk)
+    assert main(["cuts", "resnet18"]) == 2
+    err = capsys.readouterr().err
+    assert "No space left on device: 'runs/x/checkpoint.pt'" in err and "Traceback" not in err
