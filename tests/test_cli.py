@@ -61,7 +61,9 @@ def test_train_then_evaluate_a_run_folder(capsys, tmp_path):
     assert main(["train", "--arch", "resnet18", "--strategy", "ttl", "--cut", "layer1.0", "--source", "scratch",
                  "--epochs", "1", "--batch", "8", "--device", "cpu", "--n-boot", "0", "--out", str(run),
                  *args, "--json"]) == 0
-    trained = json.loads(capsys.readouterr().out)
+    captured = capsys.readouterr()
+    trained = json.loads(captured.out)
+    assert "epoch 1/1: train loss" in captured.err  # no terminal: one line per epoch instead of a bar
     assert main(["evaluate", str(run), "--device", "cpu", "--n-boot", "0", "--json"]) == 0
     evaluated = json.loads(capsys.readouterr().out)
     assert evaluated["metrics"]["auroc"]["value"] == pytest.approx(trained["metrics"]["test"]["auroc"]["value"])

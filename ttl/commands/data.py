@@ -12,7 +12,8 @@ import argparse
 import io
 import json
 from typing import Any
-from ttl.commands.argtypes import fraction_open, image_size, label_noise, nonnegative_int, phantom_contrast, positive_int
+from ttl.commands.argtypes import (
+    fraction_open, image_size, label_noise, nonnegative_int, phantom_contrast, positive_int)
 
 SPLIT_CHOICES = ("all", "train", "val", "test")
 

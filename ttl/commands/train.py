@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from ttl.strategies import STRATEGIES
-from ttl.commands.argtypes import image_size, nonnegative_float, nonnegative_int, phantom_contrast, positive_float, positive_int, width_factor
+from ttl.commands.argtypes import (
+    image_size, nonnegative_float, nonnegative_int, phantom_contrast, positive_float, positive_int,
+    width_factor)
 
 
 def add_data_args(p: argparse.ArgumentParser) -> None:
@@ -25,6 +29,15 @@ def data_overrides(args: argparse.Namespace) -> dict[str, Any]:
     out = {"n_per_class": args.n_per_class, "size": args.data_size, "seed": args.data_seed,
            "contrast": args.contrast}
     return {k: v for k, v in out.items() if v is not None}
+
+
+def epoch_logger(epochs: int) -> Callable[[int, dict[str, float]], None]:
+    """One line per epoch on stderr, for runs without a terminal (logs, CI, nohup) where no bar is drawn."""
+    def log(epoch: int, row: dict[str, float]) -> None:
+        print(f"epoch {epoch + 1}/{epochs}: train loss {row['train_loss']:.4f}, val loss {row['val_loss']:.4f}, "
+              f"val AUROC {row['val_auroc']:.4f}, lr {row['lr']:.2g}, {row['seconds']:.1f} s",
+              file=sys.stderr, flush=True)
+    return log
 
 
 def check_model_args(arch: str, cut: str | None, source: str) -> None:
@@ -106,7 +119,8 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out or default_out)
     params = run_params(args.strategy, args.arch, args.cut, args.source, args.width, args.slim_from,
                         _num_outputs(train), args.dataset, root=args.root, **data_overrides(args))
-    result = fit(model, train, data["val"], cfg, out_dir=out, test=data["test"], params=params)
+    result = fit(model, train, data["val"], cfg, out_dir=out, test=data["test"], params=params,
+                 on_epoch_end=None if sys.stderr.isatty() else epoch_logger(args.epochs))
     summary = {"result": str(result.path), "reused": result.reused, "best_epoch": result.best_epoch,
                "metrics": result.metrics}
     if args.json:
