@@ -2,7 +2,7 @@
 PYTHON ?= python3.11
 VENV ?= .venv
 PY := $(VENV)/bin/python
-PROFILE ?= quick
+PROFILE ?= cpu
 
 .PHONY: help env test test-fast book book-quick book-smoke clean
 help:

@@ -498,3 +498,18 @@ def test_house_style_keeps_text_readable_and_wraps_panels():
     assert len(colorbars) == 1
     assert fig.get_figwidth() <= MAX_WIDTH_IN
     plt.close(fig)
+
+
+def test_only_the_committed_profile_writes_the_committed_book(tmp_path):
+    """A copied or teaching profile goes to _build/<name>/ by default, never over book/executed."""
+    committed = book.load_profile(book.COMMITTED_PROFILE)
+    assert book.is_committed(committed)
+    assert book.default_executed_dir(committed, tmp_path) == tmp_path / "book" / "executed"
+    assert book.default_results_dir(committed, tmp_path) == tmp_path / "results" / book.COMMITTED_PROFILE
+    copy = tmp_path / f"{book.COMMITTED_PROFILE}.yaml"  # the same name, but not the shipped file
+    copy.write_text((book.PROFILES_DIR / f"{book.COMMITTED_PROFILE}.yaml").read_text())
+    for profile in (book.load_profile("quick"), book.load_profile(copy)):
+        assert not book.is_committed(profile)
+        assert book.default_executed_dir(profile, tmp_path) == tmp_path / "_build" / profile.name / "executed"
+        assert book.default_results_dir(profile, tmp_path) == tmp_path / "_build" / profile.name / "results"
+        assert book.default_build_dir(profile, tmp_path) == tmp_path / "_build" / profile.name

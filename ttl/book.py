@@ -49,6 +49,7 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 PROFILES_DIR = REPO_ROOT / "profiles"
 NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
 EXECUTED_SUBDIR = Path("book") / "executed"  # where the toc expects executed notebooks
+COMMITTED_PROFILE = "cpu"  # the profile of the committed book (book/executed, results/cpu)
 METADATA_KEY = "ttl_book"
 RUNNER_PARAMETERS = ("output_dir", "profile")
 PROFILE_KEYS = {"description": str, "hardware": str, "time_budget_minutes": (int, float),
@@ -441,12 +442,30 @@ class BookRun:
     html_dir: Path | None = None
 
 
-def default_executed_dir(root: Path = REPO_ROOT) -> Path:
-    return Path(root) / EXECUTED_SUBDIR
+def is_committed(profile: Profile) -> bool:
+    """True for the shipped profile whose executed notebooks and results are the committed book."""
+    return (profile.name == COMMITTED_PROFILE and profile.path is not None
+            and Path(profile.path).resolve() == (PROFILES_DIR / f"{COMMITTED_PROFILE}.yaml").resolve())
+
+
+def default_executed_dir(profile: Profile | None = None, root: Path = REPO_ROOT) -> Path:
+    """``book/executed`` for the committed profile; ``_build/<profile>/executed`` for any other, so a
+    copied or teaching profile never overwrites the committed chapters."""
+    if profile is None or is_committed(profile):
+        return Path(root) / EXECUTED_SUBDIR
+    return Path(root) / "_build" / profile.name / "executed"
 
 
 def default_results_dir(profile: Profile, root: Path = REPO_ROOT) -> Path:
-    return Path(root) / "results" / profile.name
+    """``results/<profile>`` for the committed profile; ``_build/<profile>/results`` for any other."""
+    if is_committed(profile):
+        return Path(root) / "results" / profile.name
+    return Path(root) / "_build" / profile.name / "results"
+
+
+def default_build_dir(profile: Profile, root: Path = REPO_ROOT) -> Path:
+    """Where the HTML goes (``<dir>/_build/html``): the root for the committed profile, else ``_build/<profile>``."""
+    return Path(root) if is_committed(profile) else Path(root) / "_build" / profile.name
 
 
 def _write_record(path: Path, profile: Profile, runs: Sequence[NotebookRun], params: Mapping[str, Any],
@@ -464,7 +483,7 @@ def execute_profile(profile: Profile, *, only: Sequence[str] | None = None, forc
                     code_dir: Path = PACKAGE_DIR, progress: bool = True, log: Any = None) -> BookRun:
     """Execute (or reuse) the profile's notebooks in order; write ``<results>/book_run.json``."""
     root = Path(root).resolve()
-    executed_dir = Path(executed_dir or default_executed_dir(root)).resolve()
+    executed_dir = Path(executed_dir or default_executed_dir(profile, root)).resolve()
     results_dir = Path(results_dir or default_results_dir(profile, root)).resolve()
     selected = list(only) if only else profile.names()
     unknown = [n[:-6] if n.endswith(".ipynb") else n for n in selected]
@@ -672,6 +691,7 @@ def run_book(profile: Profile | str | os.PathLike, *, only: Sequence[str] | None
     if not isinstance(profile, Profile):
         profile = load_profile(profile)
     root = Path(root).resolve()
+    build_dir = Path(build_dir) if build_dir is not None else default_build_dir(profile, root)
     start = time.perf_counter()
     result = execute_profile(profile, only=only, force=force, executed_dir=executed_dir,
                              results_dir=results_dir, notebooks_dir=notebooks_dir or root / "notebooks",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ttl.book import PROFILES_DIR
+from ttl.book import COMMITTED_PROFILE, PROFILES_DIR
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -16,22 +16,26 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "the HTML book with Jupyter Book (strict: any warning fails the build).",
         epilog="Examples: ttl book --profile smoke;  ttl book --profile quick --only 01_data --no-build;  "
                "ttl book --profile my_profile.yaml --force")
-    p.add_argument("--profile", default="quick",
+    p.add_argument("--profile", default=COMMITTED_PROFILE,
                    help="a shipped profile (" + ", ".join(sorted(f.stem for f in PROFILES_DIR.glob("*.yaml")))
-                   + ") or a path to a profile YAML (default: quick, the committed book)")
+                   + f") or a path to a profile YAML (default: {COMMITTED_PROFILE}, the committed book; any other "
+                   "profile writes under _build/<profile>/ unless told otherwise)")
     p.add_argument("--only", nargs="+", metavar="NAME", default=None,
                    help="execute only these notebooks of the profile (the book still shows the others "
                         "already executed)")
     p.add_argument("--force", action="store_true", help="execute even notebooks that are up to date")
     p.add_argument("--executed-dir", type=Path, default=None,
-                   help="where executed notebooks go (default: book/executed)")
+                   help="where executed notebooks go (default: book/executed for the committed profile, "
+                        "_build/PROFILE/executed for any other)")
     p.add_argument("--results-dir", type=Path, default=None,
-                   help="results root; each notebook gets output_dir=DIR/NAME (default: results/PROFILE)")
+                   help="results root; each notebook gets output_dir=DIR/NAME (default: results/PROFILE for the "
+                        "committed profile, _build/PROFILE/results for any other)")
     p.add_argument("--notebooks-dir", type=Path, default=None,
                    help="where the source notebooks NAME.ipynb are (default: notebooks/)")
     p.add_argument("--no-build", action="store_true", help="execute the notebooks only; no HTML")
     p.add_argument("--build-dir", type=Path, default=None,
-                   help="the HTML goes to DIR/_build/html (default: the repository root, i.e. _build/html)")
+                   help="the HTML goes to DIR/_build/html (default: the repository root for the committed "
+                        "profile, i.e. _build/html; _build/PROFILE for any other)")
     p.add_argument("--no-progress", action="store_true", help="no per-cell progress bars")
     p.set_defaults(func=run)
 
