@@ -30,9 +30,11 @@ def built(tmp_path_factory):
     committed = sorted((REPO / "book" / "executed").glob("*.ipynb"))
     before = {p: p.read_bytes() for p in committed}
     code = main(["book", "--profile", "smoke", "--executed-dir", str(tmp / "executed"),
-                 "--results-dir", str(tmp / "results"), "--build-dir", str(tmp / "build"), "--no-progress"])
+                 "--results-dir", str(tmp / "results"), "--build-dir", str(tmp / "build"),
+                 "--runs-dir", str(tmp / "runs"), "--no-progress"])
     assert code == 0
     assert {p: p.read_bytes() for p in committed} == before, "the committed executed notebooks changed"
+    assert list((tmp / "runs").rglob("result.json")), "the smoke book's trainings did not go to --runs-dir"
     html = tmp / "build" / "_build" / "html"
     assert (html / "index.html").is_file()
     return {"tmp": tmp, "html": html, "executed": tmp / "executed", "results": tmp / "results"}

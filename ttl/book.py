@@ -480,8 +480,12 @@ def _write_record(path: Path, profile: Profile, runs: Sequence[NotebookRun], par
 def execute_profile(profile: Profile, *, only: Sequence[str] | None = None, force: bool = False,
                     executed_dir: Path | None = None, results_dir: Path | None = None,
                     notebooks_dir: Path = NOTEBOOKS_DIR, root: Path = REPO_ROOT,
-                    code_dir: Path = PACKAGE_DIR, progress: bool = True, log: Any = None) -> BookRun:
-    """Execute (or reuse) the profile's notebooks in order; write ``<results>/book_run.json``."""
+                    code_dir: Path = PACKAGE_DIR, progress: bool = True, log: Any = None,
+                    runs_dir: Path | None = None) -> BookRun:
+    """Execute (or reuse) the profile's notebooks in order; write ``<results>/book_run.json``.
+
+    ``runs_dir`` replaces the profile's ``runs_dir`` (where trained models live) for every notebook
+    that declares it, e.g. a temporary folder in tests."""
     root = Path(root).resolve()
     executed_dir = Path(executed_dir or default_executed_dir(profile, root)).resolve()
     results_dir = Path(results_dir or default_results_dir(profile, root)).resolve()
@@ -513,8 +517,10 @@ def execute_profile(profile: Profile, *, only: Sequence[str] | None = None, forc
                                     stored_hash(executed) if executed.is_file() else None, {}))
             continue
         source = Path(notebooks_dir) / f"{spec.name}.ipynb"
-        params = notebook_parameters(profile, spec, declared_parameters(source),
-                                     _display_path(results_dir / spec.name, root))
+        declared = declared_parameters(source)
+        params = notebook_parameters(profile, spec, declared, _display_path(results_dir / spec.name, root))
+        if runs_dir is not None and declared is not None and "runs_dir" in declared:
+            params["runs_dir"] = _display_path(Path(runs_dir).resolve(), root)
         if log is not None:
             log(f"[{i}/{len(profile.notebooks)}] {spec.name}")
         try:
@@ -685,7 +691,8 @@ def build_html(chapters: Sequence[str], executed_dir: Path, build_dir: Path | No
 def run_book(profile: Profile | str | os.PathLike, *, only: Sequence[str] | None = None,
              force: bool = False, executed_dir: Path | None = None, results_dir: Path | None = None,
              build: bool = True, build_dir: Path | None = None, root: Path = REPO_ROOT,
-             notebooks_dir: Path | None = None, progress: bool = True, log: Any = None) -> BookRun:
+             notebooks_dir: Path | None = None, progress: bool = True, log: Any = None,
+             runs_dir: Path | None = None) -> BookRun:
     """Execute the profile's notebooks, then (with ``build``) build the HTML book."""
     log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
     if not isinstance(profile, Profile):
@@ -695,7 +702,7 @@ def run_book(profile: Profile | str | os.PathLike, *, only: Sequence[str] | None
     start = time.perf_counter()
     result = execute_profile(profile, only=only, force=force, executed_dir=executed_dir,
                              results_dir=results_dir, notebooks_dir=notebooks_dir or root / "notebooks",
-                             root=root, progress=progress, log=log)
+                             root=root, progress=progress, log=log, runs_dir=runs_dir)
     if build:
         t0 = time.perf_counter()
         result.html_dir = build_html(profile.names(), result.executed_dir, build_dir, root, log,

@@ -36,6 +36,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--build-dir", type=Path, default=None,
                    help="the HTML goes to DIR/_build/html (default: the repository root for the committed "
                         "profile, i.e. _build/html; _build/PROFILE for any other)")
+    p.add_argument("--runs-dir", type=Path, default=None,
+                   help="where trained models live, replacing the profile's runs_dir (finished runs there are reused)")
     p.add_argument("--no-progress", action="store_true", help="no per-cell progress bars")
     p.set_defaults(func=run)
 
@@ -63,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     profile = load_profile(args.profile)
     result = run_book(profile, only=args.only, force=args.force, executed_dir=args.executed_dir,
                       results_dir=args.results_dir, build=not args.no_build, build_dir=args.build_dir,
-                      notebooks_dir=args.notebooks_dir, progress=not args.no_progress)
+                      notebooks_dir=args.notebooks_dir, progress=not args.no_progress, runs_dir=args.runs_dir)
     for r in result.notebooks:
         print(f"{r.name:<28} {r.status:<13} {r.seconds:8.1f} s  {r.executed_path}")
     print(f"record: {result.record}")
