@@ -74,3 +74,16 @@ def test_claim_verdicts_follow_the_intervals(tmp_path):
     facts = evidence_facts(tie)
     assert facts["c2_held"] == "2 of 6" and facts["c1_above_full"] == "0 of 3"
     assert "`phantom-high` -0.150 (-0.200 to -0.100)" in facts["c2_vs_full"]
+
+
+def test_the_landing_page_names_the_execution_that_trained_the_models(tmp_path):
+    import json
+
+    from ttl.book_pages import TRAINING_RECORD
+
+    assert run_facts(tmp_path, "cpu")["run_training"] == "Every model was trained by this execution."
+    (tmp_path / TRAINING_RECORD).write_text(json.dumps({
+        "notebooks": [{"executed_seconds": 600}, {"executed_seconds": 3000}],
+        "provenance": {"git": {"commit": "f605016abc", "dirty": True}}}))
+    note = run_facts(tmp_path, "cpu")["run_training"]
+    assert "took 60.0 minutes of notebooks (commit f605016 with uncommitted changes" in note

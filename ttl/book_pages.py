@@ -188,7 +188,25 @@ def run_facts(results: Path, profile: str, profile_hardware: str = "") -> dict[s
         git = prov.get("git") or {}
         if git.get("commit"):
             facts["run_commit"] = git["commit"][:7] + (" (with uncommitted changes)" if git.get("dirty") else "")
+    facts["run_training"] = training_note(Path(results) / TRAINING_RECORD)
     return facts
+
+
+TRAINING_RECORD = "book_run_training.json"
+
+
+def training_note(record: Path) -> str:
+    """One sentence on the execution that trained the models, when the book's notebooks were executed
+    again later and read those models back (``book_run_training.json``: that execution's own record)."""
+    if not record.is_file():
+        return "Every model was trained by this execution."
+    doc = json.loads(record.read_text())
+    seconds = sum(n.get("executed_seconds") or 0 for n in doc.get("notebooks", []))
+    git = (doc.get("provenance", {}).get("git") or {})
+    commit = git.get("commit", "")[:7] or "an unrecorded commit"
+    dirty = " with uncommitted changes" if git.get("dirty") else ""
+    return (f"The models it reads back were trained by an earlier execution of the same profile, which took "
+            f"{seconds / 60:.1f} minutes of notebooks (commit {commit}{dirty}; `{TRAINING_RECORD}`).")
 
 
 def key_figure(results: Path, out_dir: Path, chapters: Sequence[str], facts: dict[str, str]) -> str:
