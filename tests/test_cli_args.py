@@ -53,6 +53,9 @@ def test_bad_values_are_usage_errors(argv, message, capsys, no_data):
     (["train", "--arch", "vgg16"], "unknown architecture 'vgg16'"),
     (["train", "--source", "imagenet-typo"], "unknown weight source 'imagenet-typo'"),
     (["search", "--source", "no/such/file.pt"], "unknown weight source 'no/such/file.pt'"),
+    (["train", "--strategy", "full", "--cut", "layer2.1"], "--strategy full trains the whole network"),
+    (["train", "--strategy", "ttl", "--cut", "layer2.1", "--width", "0.5"], "apply to --strategy transfusion only"),
+    (["train", "--strategy", "lwft"], "--strategy lwft needs --cut"),
 ])
 def test_model_arguments_are_checked_before_data(argv, message, capsys, no_data):
     assert main(argv) == 2

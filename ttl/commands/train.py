@@ -53,6 +53,18 @@ def check_model_args(arch: str, cut: str | None, source: str) -> None:
                           f"'imagenet:NAME', or the path of an existing checkpoint file")
 
 
+def check_strategy_options(args: argparse.Namespace) -> None:
+    """A ConfigError for options the chosen strategy would ignore (they would be recorded as if applied)."""
+    from ttl.errors import ConfigError
+
+    if args.strategy == "full" and args.cut is not None:
+        raise ConfigError("--strategy full trains the whole network: drop --cut (or use --strategy ttl/lwft)")
+    if args.strategy != "transfusion" and (args.width is not None or args.slim_from is not None):
+        raise ConfigError("--width and --slim-from apply to --strategy transfusion only")
+    if args.strategy in ("lwft", "transfusion") and args.cut is None:
+        raise ConfigError(f"--strategy {args.strategy} needs --cut (the last block it freezes or reuses)")
+
+
 def source_label(source: str) -> str:
     """A folder-safe name of a source: ``fractal``, ``imagenet-IMAGENET1K_V1``, a checkpoint's file stem."""
     name, variant = source.partition(":")[0], source.partition(":")[2]
@@ -77,7 +89,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--cut", default=None, help="cut point name (see `ttl cuts ARCH`); none = full model")
     p.add_argument("--source", default="fractal",
                    help="fractal (shipped, works offline) | imagenet | imagenet:VERSION | scratch | path to a checkpoint")
-    p.add_argument("--width", type=width_factor, default=0.5, help="TransFusion width factor of the slimmed blocks")
+    p.add_argument("--width", type=width_factor, default=None,
+                   help="TransFusion width factor of the slimmed blocks (default: 0.5; TransFusion only)")
     p.add_argument("--slim-from", default=None, help="TransFusion: first slimmed block (default: first after cut)")
     add_data_args(p)
     p.add_argument("--epochs", type=positive_int, default=10)
@@ -106,6 +119,9 @@ def run(args: argparse.Namespace) -> int:
     from ttl.train.runs import run_params
 
     check_model_args(args.arch, args.cut, args.source)
+    check_strategy_options(args)
+    if args.width is None:
+        args.width = 0.5
     data = load_splits(args)
     cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch, lr=args.lr, weight_decay=args.weight_decay,
                       schedule=args.schedule, patience=args.patience, class_weighted=not args.no_class_weights,
