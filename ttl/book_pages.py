@@ -164,10 +164,16 @@ def evidence_facts(results: Path) -> dict[str, str]:
         agree = int((search["search choice"] == search["candidates choice"]).sum())
         facts["search_agree"] = f"{agree} of {len(search)}"
         facts["search_trainings"] = f"{search['trainings'].mean():.1f}"
+        facts["search_evidence"] = (f"The search agreed with the choice among the candidate cuts on {agree} of "
+                                    f"{len(search)} levels, with {search['trainings'].mean():.1f} trainings per "
+                                    "level on average (chapter 5).")
+    elif (Path(results) / "05_truncation_benchmark").is_dir():
+        facts["search_evidence"] = ("The two-stage search was not run in this build: its profile sets `search` to "
+                                    "false (chapter 5).")
     for key in ("best_cuts", "control_held", "converged_share", "n_runs", "stopped_early_share", "probe_imagenet",
                 "probe_fractal", "c2_held", "c2_refuted", "c1_above_full", "c2_vs_full", "bench_control",
                 "ttl_param_share", "bench_ttl", "svcca_first", "svcca_last", "cka_lowest", "search_agree",
-                "search_trainings"):
+                "search_trainings", "search_evidence"):
         facts.setdefault(key, "not run")
     return facts
 
