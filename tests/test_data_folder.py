@@ -305,3 +305,11 @@ def test_16_bit_images_and_pad_resize(tmp_path):
     assert middle[0] < 15 and middle[-1] > 240 and np.all(np.diff(middle.astype(int)) >= 0)
     stretched = load(m, root=root, size=20, resize="stretch", progress=False).images[0, 0].numpy()
     assert stretched[0, 10] == stretched[19, 10]  # no padding when stretched
+
+
+def test_group_regex_that_misses_a_path_is_an_error_not_one_group_per_image(tmp_path):
+    root = _folder(tmp_path / "data")
+    split = {"rule": "random", "fractions": {"train": 0.6, "val": 0.2, "test": 0.2}, "seed": 0}
+    missing = _manifest(split={**split, "group_regex": r"patient-(\d+)"})
+    with pytest.raises(DataError, match=r"group_regex .* does not match its path"):
+        load(missing, root=root, split="train", cache=False, progress=False)

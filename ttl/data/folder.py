@@ -120,8 +120,10 @@ def _group(m: Manifest, rel: str, row: Any = None) -> str:
         return str(row[sp["group_column"]])
     if sp.get("group_regex"):
         hit = re.search(sp["group_regex"], rel)
-        if hit:
-            return hit.group(1) if hit.groups() else hit.group(0)
+        if not hit:  # falling back to one group per image would silently drop the grouping
+            raise DataError(f"image {rel!r}: split.group_regex {sp['group_regex']!r} does not match its path, "
+                            "so its group (patient, study) is unknown; fix the regex for this layout")
+        return hit.group(1) if hit.groups() else hit.group(0)
     return rel
 
 
@@ -142,7 +144,10 @@ def read_records(m: Manifest, root: Path) -> list[Record]:
             if not hit:
                 raise DataError(f"{p}: file name does not match labels.from_filename.regex {spec['regex']!r}")
             raw = hit.group("label") if "label" in hit.groupdict() else hit.group(1)
-            out.append(Record(rel, _parse_label(m, [raw], str(p)), src, 0, _group(m, rel), path=p))
+            rec = Record(rel, _parse_label(m, [raw], str(p)), src, 0, _group(m, rel), path=p)
+            if m.split["rule"] == "path":  # an ImageFolder tree: <split>/<class>/<image>
+                rec.split = _split_value(m, hit.group("split"), str(p))
+            out.append(rec)
         return out
     out = []
     for split, path, expected in _label_files(m, root):
@@ -222,7 +227,7 @@ def assign_splits(m: Manifest, records: list[Record], root: Path) -> dict[str, l
     sp, rule = m.split, m.split["rule"]
     if rule == "random":
         _assign_random(m, records, dict(sp["fractions"]), SPLITS, "random")
-    elif rule == "per_file":
+    elif rule in ("per_file", "path"):
         present = {r.split for r in records}
         carve = [s for s in SPLITS if s not in present and sp.get("fractions", {}).get(s, 0) > 0]
         if carve:

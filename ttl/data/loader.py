@@ -1,7 +1,9 @@
 """``load(name_or_manifest, root=None, split="train", **overrides) -> ImageDataset``.
 
-Dispatches on the manifest's ``source.kind`` (phantom, medmnist, folder), applies overrides,
+Dispatches on the manifest's ``source.kind`` (phantom, medmnist, idx, folder), applies overrides,
 and keeps decoded (or generated) uint8 arrays in the disk cache so a second run skips the work.
+``n_per_class`` on a real dataset draws a class-balanced subset (seeded by ``seed``), so the
+notebooks can run a file-backed dataset at the sizes they use for phantoms.
 """
 
 from __future__ import annotations
@@ -23,8 +25,9 @@ from .manifest import Manifest, load_manifest
 SPLITS = ("train", "val", "test")
 OVERRIDES = {
     "phantom": ("size", "n_per_class", "seed", "balance", "label_noise", "contrast"),
-    "medmnist": ("size", "npz", "download"),
-    "folder": ("size", "resize"),
+    "medmnist": ("size", "npz", "download", "n_per_class", "seed"),
+    "idx": ("size", "n_per_class", "seed"),
+    "folder": ("size", "resize", "n_per_class", "seed"),
 }
 
 
@@ -92,15 +95,64 @@ def load(manifest_or_name: str | os.PathLike | Manifest | Mapping[str, Any],
         raise ConfigError(f"split must be one of {SPLITS}, got {split!r}")
     overrides = {k: v for k, v in overrides.items() if v is not None}
     _check_overrides(m, overrides)
-    loader = {"phantom": _load_phantom, "medmnist": _load_medmnist, "folder": _load_folder}[m.kind]
-    arrays, meta = loader(m, root, split, cache, cache_dir, progress, overrides)
+    if root is None and m.layout.get("default_root"):
+        root = Path(m.layout["default_root"]).expanduser()
+    loader = {"phantom": _load_phantom, "medmnist": _load_medmnist, "idx": _load_idx,
+              "folder": _load_folder}[m.kind]
+    file_opts = {k: v for k, v in overrides.items() if not (m.kind != "phantom" and k in SUBSET_OPTIONS)}
+    arrays, meta = loader(m, root, split, cache, cache_dir, progress, file_opts)
+    if m.kind != "phantom" and overrides.get("n_per_class") is not None:
+        arrays, meta = _subset(m, split, arrays, meta, overrides["n_per_class"], int(overrides.get("seed", 0)))
     images, labels = arrays["images"], arrays["labels"]
     if len(images) == 0:
         raise DataError(f"dataset {m.name!r}: split '{split}' is empty")
     ids = [str(x) for x in arrays["ids"]] if "ids" in arrays else None
-    meta.update(manifest=str(m.path) if m.path else None, preprocessing=dict(m.preprocessing),
-                source=m.source.get("url"), synthetic=bool(m.data.get("synthetic", False)))
+    meta.update(manifest=str(Path(m.path).resolve()) if m.path else None,
+                manifest_sha256=stable_hash(m.data) if m.path is None else _sha256_file(m.path),
+                root=str(Path(root).expanduser().resolve()) if root is not None else None,
+                preprocessing=dict(m.preprocessing), source=m.source.get("url"),
+                synthetic=bool(m.data.get("synthetic", False)))
     return ImageDataset(images, labels, m.classes, m.task, m.name, split, ids=ids, meta=meta)
+
+
+SUBSET_OPTIONS = ("n_per_class", "seed")  # on a real dataset: a balanced subset, drawn after decoding
+
+
+def _sha256_file(path: str | os.PathLike) -> str:
+    from ttl.provenance import sha256_file
+
+    return sha256_file(path)
+
+
+def _subset(m: Manifest, split: str, arrays: dict[str, np.ndarray], meta: dict[str, Any],
+            n_per_class: int | Mapping[str, int], seed: int) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """At most ``n_per_class`` images of each class (multilabel: ``n * classes`` images), drawn
+    with a seed derived from ``seed``, the dataset and the split; order kept. The subset is part of
+    the data's fingerprint (``cache_key``), so runs on different subsets never share a run key."""
+    from ttl.seeding import derive_seed
+
+    from .phantoms import resolve_n
+
+    n = resolve_n(n_per_class, split)
+    if n < 1:
+        raise ConfigError(f"dataset {m.name!r}: n_per_class must be >= 1, got {n}")
+    labels = np.asarray(arrays["labels"])
+    rng = np.random.default_rng(derive_seed(seed, "subset", m.name, split))
+    if m.task == "multilabel":
+        pick = np.sort(rng.permutation(len(labels))[:n * len(m.classes)])
+        short = {}
+    else:
+        parts, short = [], {}
+        for c in range(len(m.classes)):
+            idx = np.flatnonzero(labels == c)
+            if len(idx) < n:
+                short[m.classes[c]] = int(len(idx))
+            parts.append(idx[rng.permutation(len(idx))[:n]])
+        pick = np.sort(np.concatenate(parts))
+    arrays = {k: np.asarray(v)[pick] for k, v in arrays.items()}
+    subset = {"n_per_class": n, "seed": seed, "short_classes": short}
+    key = stable_hash({"data": meta.get("cache_key") or meta.get("cache", {}).get("key"), "subset": subset})
+    return arrays, {**meta, "subset": subset, "cache_key": key}
 
 
 # --------------------------------------------------------------------------------------------
@@ -163,6 +215,44 @@ def _load_medmnist(m: Manifest, root: Any, split: str, use_cache: bool, cache: A
         images = _match_channels(images, m.preprocessing["channels"])
         images = resize_images(images, size)
         return {"images": images, "labels": labels}, {"npz": str(path), "size": size}
+
+    return _cached(m, split, key, use_cache, cache, make)
+
+
+def _load_idx(m: Manifest, root: Any, split: str, use_cache: bool, cache: Any, progress: bool,
+              overrides: Mapping[str, Any]) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    from ttl.seeding import derive_seed
+
+    from . import idx
+
+    if root is None:
+        raise DataError(f"dataset {m.name!r} is read from IDX files ({m.source['url']}); pass root=... "
+                        f"(CLI: --root) pointing at the folder holding them")
+    root_path = Path(root).expanduser()
+    files = idx.locate(m.source["files"], root_path, m.name)
+    part = "test" if split == "test" else "train"
+    size = int(overrides.get("size", m.preprocessing["size"]))
+    stats = {k: (str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns) for k, p in files.items()
+             if k.startswith(part)}
+    fraction = float(m.split["fractions"]["val"])
+    key = {"files": stats, "size": size, "channels": m.preprocessing["channels"], "val_fraction": fraction}
+
+    def make() -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        spec = m.source["files"]
+        images = idx.read(files[f"{part}-images"], spec[f"{part}-images"].get("content_sha256"))
+        labels = idx.read(files[f"{part}-labels"], spec[f"{part}-labels"].get("content_sha256"))
+        if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
+            raise DataError(f"dataset {m.name!r}: {part} images {images.shape} and labels {labels.shape} "
+                            "do not pair up (expected (N, H, W) and (N,))")
+        images, labels = idx.select_classes(images, labels, m.labels["label_map"], list(m.classes))
+        order = np.arange(len(labels))
+        if part == "train":  # val is carved from the training file, stratified and seeded
+            kept, carved = idx.carve(labels, fraction, derive_seed(int(m.split.get("seed", 0)), "split", m.name))
+            order = carved if split == "val" else kept
+        images = _match_channels(np.ascontiguousarray(images[order][:, None]), m.preprocessing["channels"])
+        images = resize_images(images, size)
+        return ({"images": images, "labels": labels[order], "ids": np.array([f"{part}:{i}" for i in order])},
+                {"root": str(root_path), "size": size})
 
     return _cached(m, split, key, use_cache, cache, make)
 

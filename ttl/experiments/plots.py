@@ -166,6 +166,42 @@ def example_grid(images: np.ndarray, titles: Sequence[str], cols: int | None = N
     return fig
 
 
+def _wrapped(title: str) -> str:
+    """A long class name broken after its last hyphen, so it fits above a narrow image."""
+    head, sep, tail = title.rpartition("-")
+    return f"{head}{sep}\n{tail}" if sep and len(title) > 10 else title
+
+
+def example_panels(blocks: Mapping[str, tuple[np.ndarray, Sequence[str]]], cols: int | None = None,
+                   width: float = MAX_WIDTH_IN) -> Any:
+    """One block of titled example images per dataset, stacked, each block headed by its name.
+
+    ``blocks[name] = (images (N, H, W) grey uint8 or (N, H, W, 3), titles)``. Without ``cols``,
+    as many columns (4 to 8) as the longest title line leaves room for at 9 pt.
+    """
+    if cols is None:
+        longest = max((len(line) for _, titles in blocks.values() for t in titles
+                       for line in _wrapped(t).splitlines()), default=8)
+        cols = int(np.clip(width * 72 // (0.6 * MIN_FONT_PT * longest + 8), 4, 8))
+        cols = min(cols, max(len(imgs) for imgs, _ in blocks.values()))
+    rows = {name: max(1, math.ceil(len(imgs) / cols)) for name, (imgs, _) in blocks.items()}
+    cell = width / cols
+    lines = {name: max(len(_wrapped(t).splitlines()) for t in titles) for name, (_, titles) in blocks.items()}
+    heights = [(cell + 0.17 * lines[n]) * r + 0.3 for n, r in rows.items()]
+    fig = plt.figure(figsize=(width, sum(heights)), layout="constrained")
+    subfigs = np.atleast_1d(fig.subfigures(len(blocks), 1, height_ratios=heights))
+    for sub, (name, (images, titles)) in zip(subfigs, blocks.items()):
+        sub.suptitle(name, fontsize=MIN_FONT_PT + 1, fontweight="bold")
+        axes = np.atleast_1d(sub.subplots(rows[name], cols, squeeze=False)).ravel()
+        for ax in axes:
+            ax.axis("off")
+        for ax, img, title in zip(axes, images, titles):
+            grey = img.ndim == 2
+            ax.imshow(img, cmap="gray" if grey else None, vmin=0, vmax=255 if img.dtype == np.uint8 else 1)
+            ax.set_title(_wrapped(title), fontsize=MIN_FONT_PT, pad=2, linespacing=0.95)
+    return fig
+
+
 def gradcam_grid(images: np.ndarray, heatmaps: Mapping[str, np.ndarray], true: Sequence[int],
                  predicted: Mapping[str, Sequence[int]], probability: Mapping[str, Sequence[float]],
                  class_names: Sequence[str], width: float = MAX_WIDTH_IN, cmap: str = "jet",

@@ -98,6 +98,13 @@ def data_key(dataset: Any) -> str:
     return h.hexdigest()[:20]
 
 
+def data_files(dataset: Any) -> dict[str, Any]:
+    """Where a dataset came from, for the run record (not the run key): the manifest's absolute
+    path and sha256 and the absolute data root, as :func:`ttl.data.load` notes them."""
+    meta = getattr(dataset, "meta", None) or {}
+    return {k: meta.get(k) for k in ("manifest", "manifest_sha256", "root", "subset")}
+
+
 def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
     """``"auto"``/None -> CUDA when available, else CPU; a clear error for CUDA without a GPU."""
     if device is None or str(device) == "auto":
@@ -271,7 +278,8 @@ def _fit(model: nn.Module, train: Any, val: Any, cfg: TrainConfig | None, out_di
     device = resolve_device(cfg.device)
     keyed = run_key_params(cfg, params, {"train": data_key(train), "val": data_key(val)})
     key = params_hash(keyed)
-    record = {**keyed, "train": {**asdict(cfg), "device": str(device)}}  # provenance keeps everything
+    record = {**keyed, "train": {**asdict(cfg), "device": str(device)},  # provenance keeps everything
+              "data_files": {"train": data_files(train), "val": data_files(val)}}
     out = Path(out_dir) if out_dir is not None else None
     done = _finished(out) if out is not None else None
     if done is not None:
