@@ -21,11 +21,11 @@ from tqdm.auto import tqdm
 
 from ttl.errors import ConfigError, DataError, TrainingDivergedError
 from ttl.metrics import compute_metrics, scores_from_logits
-from ttl.models.sources import normalization
 from ttl.provenance import (atomic_torch_save, atomic_write, atomic_write_json, params_hash, read_json,
                             remove_orphan_temps, write_result)
 from ttl.seeding import seed_everything
 from ttl.train.batches import DeviceBatches, Preprocess
+from ttl.train.inputs import check_fit_inputs, input_pipeline, resolve_normalisation
 from ttl.train.lock import run_lock
 
 
@@ -138,11 +138,12 @@ def make_loss(dataset: Any, cfg: TrainConfig, device: torch.device) -> nn.Module
 
 def preprocess_for(model: nn.Module, dataset: Any, cfg: TrainConfig, device: torch.device,
                    train: bool) -> Preprocess:
-    mean, std = normalization(getattr(model, "source", "imagenet"), getattr(model, "arch", None))
+    """How batches of ``dataset`` are prepared for ``model`` (:func:`ttl.train.inputs.input_pipeline`)."""
+    mean, std, to_rgb = input_pipeline(model, dataset)
     size = cfg.image_size or int(dataset.images.shape[-1])
     channels_last = cfg.channels_last if cfg.channels_last is not None else device.type == "cuda"
     return Preprocess(size, mean, std, augment=augmentations(cfg, dataset) if train else (),
-                      channels_last=channels_last)
+                      channels_last=channels_last, to_rgb=to_rgb)
 
 
 def augmentations(cfg: TrainConfig, dataset: Any) -> tuple[str, ...]:
@@ -271,13 +272,17 @@ def _fit(model: nn.Module, train: Any, val: Any, cfg: TrainConfig | None, out_di
     device = resolve_device(cfg.device)
     keyed = run_key_params(cfg, params, {"train": data_key(train), "val": data_key(val)})
     key = params_hash(keyed)
-    record = {**keyed, "train": {**asdict(cfg), "device": str(device)}}  # provenance keeps everything
+    # what the network is fed (the manifest's normalisation and to_rgb): provenance, not the run key
+    # (the manifest is already hashed into the data fingerprints)
+    feed = resolve_normalisation(model, train)
+    record = {**keyed, "train": {**asdict(cfg), "device": str(device)}, "input": feed}
     out = Path(out_dir) if out_dir is not None else None
     done = _finished(out) if out is not None else None
     if done is not None:
         state = _read_weights(out / "model.pt") if done.get("params_hash") == key else None
         if state is not None:
             model.load_state_dict(state)
+            model.input_normalisation = (done.get("provenance") or {}).get("params", {}).get("input") or feed
             metrics = dict(done["metrics"])
             if test is not None:  # e.g. a search trial, now reported: scored beside, result.json untouched
                 metrics["test"] = _test_metrics(model, test, cfg, device, out)
@@ -287,6 +292,8 @@ def _fit(model: nn.Module, train: Any, val: Any, cfg: TrainConfig | None, out_di
             warnings.warn(f"{out}: the finished run there was made with other parameters; training now "
                           "replaces it (give each parameter set its own runs folder to keep both)", stacklevel=2)
 
+    check_fit_inputs(model, train, val, test)  # one-class splits, mixed pipelines, channels: before any epoch
+    model.input_normalisation = feed
     seed_everything(cfg.seed, deterministic=device.type == "cpu")
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fastest kernels; CPU runs stay bit-reproducible
