@@ -258,6 +258,10 @@ def fit(model: nn.Module, train: Any, val: Any, cfg: TrainConfig | None = None,
     match), and ``result.json`` at the end; a finished run with the same parameters is read back
     instead of retrained. ``params`` are extra parameters to record (strategy, dataset, ...). A
     second process writing the same ``out_dir`` meanwhile gets :class:`~ttl.errors.RunLockedError`.
+    A run resumed under another torch thread count is resumed, with a warning on CPU (its numbers
+    then match neither uninterrupted run); ``result.json`` records every count (``torch_threads``).
+    Before the first epoch every split must hold two classes and share one input pipeline
+    (:func:`ttl.train.inputs.check_fit_inputs`).
     """
     if out_dir is None:
         return _fit(model, train, val, cfg, None, test, params, on_epoch_end)
@@ -317,6 +321,7 @@ def _fit(model: nn.Module, train: Any, val: Any, cfg: TrainConfig | None, out_di
     start_epoch, bad_epochs, elapsed = 0, 0, 0.0
     ckpt_path = out / "checkpoint.pt" if out is not None else None
     ckpt = _read_checkpoint(ckpt_path) if ckpt_path is not None and ckpt_path.exists() else None
+    threads = [{"from_epoch": 0, "threads": torch.get_num_threads()}]
     if ckpt is not None:
         if ckpt.get("params_hash") == key:
             model.load_state_dict(ckpt["model"])
@@ -325,6 +330,7 @@ def _fit(model: nn.Module, train: Any, val: Any, cfg: TrainConfig | None, out_di
                 sched.load_state_dict(ckpt["scheduler"])
             history, best, bad_epochs = ckpt["history"], ckpt["best"], ckpt["bad_epochs"]
             start_epoch, elapsed = ckpt["epoch"] + 1, ckpt["elapsed"]
+            threads = _resumed_threads(ckpt.get("torch_threads"), start_epoch, device, out)
 
     bar = tqdm(range(start_epoch, cfg.epochs), initial=start_epoch, total=cfg.epochs, desc="epochs",
                disable=None if cfg.progress is None else not cfg.progress, leave=False)
@@ -379,7 +385,7 @@ def _fit(model: nn.Module, train: Any, val: Any, cfg: TrainConfig | None, out_di
             atomic_torch_save(ckpt_path, {
                 "params_hash": key, "epoch": epoch, "model": model.state_dict(), "optimizer": opt.state_dict(),
                 "scheduler": sched.state_dict() if sched is not None else None, "history": history,
-                "best": best, "bad_epochs": bad_epochs, "elapsed": elapsed})
+                "best": best, "bad_epochs": bad_epochs, "elapsed": elapsed, "torch_threads": threads})
         if on_epoch_end is not None:
             on_epoch_end(epoch, row)
     bar.close()
@@ -397,9 +403,35 @@ def _fit(model: nn.Module, train: Any, val: Any, cfg: TrainConfig | None, out_di
         result.path = write_result(out / "result.json", {
             "params_hash": key, "metrics": metrics, "best_epoch": result.best_epoch, "history": history,
             "stop_reason": stop_reason, "epochs_cap": cfg.epochs, "model": _count_params(model),
-            "train_seconds": elapsed}, record, device=device, wall_time_s=elapsed)
+            "train_seconds": elapsed, "torch_threads": threads}, record, device=device, wall_time_s=elapsed)
         ckpt_path.unlink(missing_ok=True)
     return result
+
+
+def _resumed_threads(earlier: list[dict[str, Any]] | None, start_epoch: int, device: torch.device,
+                     out: Path | None) -> list[dict[str, Any]]:
+    """The thread counts a resumed run trained with, one entry per stretch of epochs.
+
+    CPU kernels split their sums by thread, so epochs run with another ``torch.get_num_threads()``
+    differ in the last bits: a run resumed under another count matches neither uninterrupted run.
+    It is not refused (the epochs done are kept) but warned about on CPU, and both counts are
+    recorded (``torch_threads`` in the checkpoint and ``result.json``). A checkpoint written before
+    counts were recorded gives ``threads: None`` for its epochs.
+    """
+    now = torch.get_num_threads()
+    stretches = list(earlier) if earlier else [{"from_epoch": 0, "threads": None}]
+    before = stretches[-1]["threads"]
+    if before != now and device.type == "cpu":
+        ran = f"ran with {before}" if before is not None else "ran with an unrecorded count"
+        warnings.warn(f"{out}: resumed at epoch {start_epoch} with {now} torch threads; epochs "
+                      f"{stretches[-1]['from_epoch']}-{start_epoch - 1} {ran}. CPU results then match neither "
+                      f"uninterrupted run in the last digits; for identical numbers rerun with "
+                      f"{before if before is not None else 'the earlier count'} threads (OMP_NUM_THREADS / "
+                      "torch.set_num_threads) or delete checkpoint.pt to train from the start. Both counts are "
+                      "recorded in result.json (torch_threads).", stacklevel=4)
+    if before != now:
+        stretches.append({"from_epoch": start_epoch, "threads": now})
+    return stretches
 
 
 def _weights_finite(model: nn.Module) -> bool:
