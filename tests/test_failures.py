@@ -138,3 +138,48 @@ def test_the_shipped_weights_entries_are_complete():
 
     for arch in ("resnet18", "resnet50"):
         assert len(sources.manifest_entry("fractal", arch)["sha256"]) == 64
+
+
+def test_a_cache_that_cannot_be_written_is_skipped_with_a_warning(tmp_path, monkeypatch):
+    import errno
+
+    import ttl.data.cache as cache
+
+    def full(path, write):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(cache, "atomic_write", full)
+    with pytest.warns(UserWarning, match=r"could not write the data cache .*No space left on device.*"
+                                         r"the data are used without caching"):
+        data = ttl.data.load("phantom-low", split="val", n_per_class=4, size=32, cache_dir=tmp_path / "c")
+    assert len(data) == 8 and not list((tmp_path / "c").rglob("meta.json"))
+
+
+def test_a_read_only_cache_folder_is_skipped_with_a_warning(tmp_path, monkeypatch):
+    import os
+
+    if os.geteuid() == 0:  # root writes into read-only folders: stand in with a folder that is a file
+        (tmp_path / "c").write_text("not a folder")
+    else:
+        (tmp_path / "c").mkdir(mode=0o555)
+    with pytest.warns(UserWarning, match="could not write the data cache"):
+        data = ttl.data.load("phantom-low", split="val", n_per_class=4, size=32, cache_dir=tmp_path / "c")
+    assert len(data) == 8
+
+
+def test_a_full_disk_while_writing_a_run_is_an_exit_2_naming_the_file(tmp_path, monkeypatch, capsys):
+    import errno
+
+    import ttl.train.loop as loop
+
+    def full(path, obj):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(loop, "atomic_torch_save", full)
+    monkeypatch.setenv("TTL_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "run"
+    code = main(["train", "--source", "scratch", "--dataset", "phantom-low", "--n-per-class", "4", "--data-size",
+                 "32", "--epochs", "1", "--n-boot", "0", "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2 and f"No space left on device: '{out / 'checkpoint.pt'}'" in err and "Traceback" not in err
+    assert not (out / "result.json").exists()
