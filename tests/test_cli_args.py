@@ -163,3 +163,21 @@ def test_ctrl_c_during_start_up_is_one_line(tmp_path, module, argv):
     assert proc.returncode == 130, proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1 and "interrupted" in proc.stderr, proc.stderr
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").rglob("result.json"))
+
+
+def test_train_leaves_its_arguments_as_parsed(monkeypatch, tmp_path):
+    import ttl.train
+    from ttl.commands.train import run
+
+    seen = {}
+
+    def stop(model, train, val, cfg, **kwargs):
+        seen.update(kwargs["params"]["model"])
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ttl.train, "fit", stop)
+    monkeypatch.setenv("TTL_CACHE", str(tmp_path))
+    args = build_parser().parse_args(["train", "--source", "scratch", "--n-per-class", "4", "--data-size", "32"])
+    with pytest.raises(KeyboardInterrupt):
+        run(args)
+    assert args.width is None and seen["width"] == 0.5  # the default is recorded, the namespace untouched

@@ -43,6 +43,7 @@ from typing import Any
 import yaml
 
 from ttl.errors import ConfigError, TTLError
+from ttl.processes import pid_alive
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -227,14 +228,8 @@ def stale_running_copies(executed: Path) -> list[Path]:
     stale = []
     for path in executed.parent.glob(f".{executed.stem}.*.running.ipynb"):
         pid_text = path.name[len(executed.stem) + 2:-len(".running.ipynb")]
-        try:
-            os.kill(int(pid_text), 0)
-        except ValueError:
-            continue  # not one of ours
-        except ProcessLookupError:
+        if pid_text.isdigit() and not pid_alive(int(pid_text)):  # other names are not ours
             stale.append(path)
-        except PermissionError:
-            pass  # alive, another user's
     return stale
 
 

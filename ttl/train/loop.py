@@ -334,10 +334,8 @@ def _fit(model: nn.Module, train: Any, val: Any, cfg: TrainConfig | None, out_di
 
     bar = tqdm(range(start_epoch, cfg.epochs), initial=start_epoch, total=cfg.epochs, desc="epochs",
                disable=None if cfg.progress is None else not cfg.progress, leave=False)
-    stop_reason = "epoch_cap"
     for epoch in bar:
-        if cfg.patience and bad_epochs >= cfg.patience:
-            stop_reason = "patience"
+        if cfg.patience and bad_epochs >= cfg.patience:  # e.g. resumed after the epoch that reached it
             break
         t0 = time.perf_counter()
         model.train()
@@ -389,8 +387,7 @@ def _fit(model: nn.Module, train: Any, val: Any, cfg: TrainConfig | None, out_di
         if on_epoch_end is not None:
             on_epoch_end(epoch, row)
     bar.close()
-    if cfg.patience and bad_epochs >= cfg.patience:  # the loop ended on the epoch that reached patience
-        stop_reason = "patience"
+    stop_reason = "patience" if cfg.patience and bad_epochs >= cfg.patience else "epoch_cap"
 
     model.load_state_dict(best["state"])
     metrics = {"val": evaluate(model, val, cfg, device)}
