@@ -278,6 +278,45 @@ def test_strict_build_fails_on_a_broken_reference(tmp_path):
     assert f"{root / 'book' / 'intro.md'}:3: WARNING" in str(err.value)  # the user's file, not the staged copy
 
 
+def _tiny_book(root: Path) -> Path:
+    (root / "book" / "executed").mkdir(parents=True)
+    (root / "_config.yml").write_text("title: Tiny\n")
+    (root / "_toc.yml").write_text("format: jb-book\nroot: book/intro\nchapters:\n  - file: book/executed/toy\n")
+    (root / "book" / "intro.md").write_text("# Intro\n")
+    return root
+
+
+def test_a_second_build_into_the_same_folder_waits_for_the_staged_sources(tmp_path):
+    """Two builds at once (here two threads): the second must not replace the first's staged sources
+    while the first builds from them; it waits, and says so, until the first is done."""
+    import threading
+
+    root = _tiny_book(tmp_path / "repo")
+    waiting_or_done = threading.Event()
+    second: dict[str, object] = {}
+
+    def second_build() -> None:
+        def log(msg: str) -> None:
+            if "waiting" in msg:
+                second["message"] = msg
+                waiting_or_done.set()
+        try:
+            with book.staged(root, tmp_path / "out", root / "book" / "executed", [], log=log) as stage:
+                second["stage"] = sorted(p.name for p in stage.iterdir())
+        finally:
+            waiting_or_done.set()
+
+    with book.staged(root, tmp_path / "out", root / "book" / "executed", [], log=print) as stage:
+        (stage / "first-build-was-here").write_text("x")
+        other = threading.Thread(target=second_build)
+        other.start()
+        assert waiting_or_done.wait(120), "the second build neither waited nor finished"
+        assert (stage / "first-build-was-here").exists(), "the second build replaced the first's staged sources"
+    other.join()
+    assert "another build of this book is writing" in second["message"]
+    assert "_toc.yml" in second["stage"] and "first-build-was-here" not in second["stage"]
+
+
 # ------------------------------------------------------------------ staging: parameters, generated pages
 
 

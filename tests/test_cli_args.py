@@ -125,3 +125,59 @@ def test_book_without_its_tool_chain_says_what_to_install(monkeypatch, capsys):
     assert main(["book", "--profile", "smoke"]) == 2
     err = capsys.readouterr().err
     assert "missing here: papermill" in err and 'pip install "ttl-study[book]"' in err
+
+
+# A child `ttl` that interrupts itself (SIGINT, as Ctrl-C sends) when it first imports MODULE: the
+# signal lands at a chosen point of the start-up, not at a moment a timer guesses.
+_INTERRUPT_AT = """
+import importlib.abc, os, runpy, signal, sys
+AT = sys.argv[1]
+class Interrupt(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name == AT:
+            sys.meta_path.remove(self)
+            os.kill(os.getpid(), signal.SIGINT)
+        return None
+sys.meta_path.insert(0, Interrupt())
+sys.argv = ["ttl", *sys.argv[2:]]
+runpy.run_module("ttl.cli", run_name="__main__")
+"""
+
+
+@pytest.mark.parametrize("module, argv", [
+    ("ttl.commands.train", ["train"]),  # while the parser imports the commands
+    ("torch", ["cuts", "resnet18"]),  # while a command imports torch
+    ("ttl.data.phantoms", ["train", "--source", "scratch", "--n-per-class", "4", "--data-size", "16"]),  # data
+])
+def test_ctrl_c_during_start_up_is_one_line(tmp_path, module, argv):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = str(Path(__file__).resolve().parent.parent)
+    env = {**os.environ, "TTL_CACHE": str(tmp_path / "cache"),
+           "PYTHONPATH": os.pathsep.join([repo, os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.run([sys.executable, "-c", _INTERRUPT_AT, module, *argv], cwd=tmp_path, env=env,
+                          capture_output=True, text=True)
+    assert proc.returncode == 130, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and "interrupted" in proc.stderr, proc.stderr
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").rglob("result.json"))
+
+
+def test_train_leaves_its_arguments_as_parsed(monkeypatch, tmp_path):
+    import ttl.train
+    from ttl.commands.train import run
+
+    seen = {}
+
+    def stop(model, train, val, cfg, **kwargs):
+        seen.update(kwargs["params"]["model"])
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ttl.train, "fit", stop)
+    monkeypatch.setenv("TTL_CACHE", str(tmp_path))
+    args = build_parser().parse_args(["train", "--source", "scratch", "--n-per-class", "4", "--data-size", "32"])
+    with pytest.raises(KeyboardInterrupt):
+        run(args)
+    assert args.width is None and seen["width"] == 0.5  # the default is recorded, the namespace untouched

@@ -1,5 +1,6 @@
 """Corrupt files, bad manifests and full disks end in clear messages (or a clean retrain), never a traceback."""
 
+import re
 import warnings
 
 import pytest
@@ -93,3 +94,92 @@ def test_no_space_left_is_a_message(monkeypatch, capsys):
     assert main(["cuts", "resnet18"]) == 2
     err = capsys.readouterr().err
     assert "No space left on device: 'runs/x/checkpoint.pt'" in err and "Traceback" not in err
+
+
+def _weights_dir(tmp_path, monkeypatch, edit):
+    """A copy of the shipped resnet18 fractal entry (file linked, not copied) with ``edit`` applied."""
+    import json
+
+    import ttl.models.sources as sources
+
+    shipped = json.loads((sources.WEIGHTS_DIR / "manifest.json").read_text())["resnet18"]
+    (tmp_path / shipped["file"]).symlink_to(sources.WEIGHTS_DIR / shipped["file"])
+    entry = dict(shipped)
+    edit(entry)
+    (tmp_path / "manifest.json").write_text(json.dumps({"resnet18": entry}))
+    monkeypatch.setattr(sources, "WEIGHTS_DIR", tmp_path)
+    return sources
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda e: e.pop("sha256"), r"entry 'resnet18' has no sha256"),
+    (lambda e: e.update(sha256="abc"), r"entry 'resnet18': sha256 must be 64 hex digits"),
+    (lambda e: e.pop("mean"), r"entry 'resnet18' has no mean"),
+    (lambda e: e.update(std=[0.5, 0.0, 0.5]), r"entry 'resnet18': std must be 3 finite numbers > 0"),
+    (lambda e: e.pop("file"), r"entry 'resnet18' has no file"),
+])
+def test_a_weights_entry_that_cannot_be_checked_is_refused(tmp_path, monkeypatch, edit, message):
+    sources = _weights_dir(tmp_path, monkeypatch, edit)
+    with pytest.raises(DataError, match=re.escape(f"{tmp_path / 'manifest.json'}: ") + message):
+        sources.source_state_dict("fractal", "resnet18")
+    with pytest.raises(DataError, match=message):  # never a silent fallback to other statistics
+        sources.normalization("fractal", "resnet18")
+
+
+def test_a_weights_manifest_that_is_not_an_object_is_refused(tmp_path, monkeypatch):
+    sources = _weights_dir(tmp_path, monkeypatch, lambda e: None)
+    (tmp_path / "manifest.json").write_text("[1, 2]")
+    with pytest.raises(DataError, match="manifest.json: not a JSON object"):
+        sources.source_state_dict("fractal", "resnet18")
+
+
+def test_the_shipped_weights_entries_are_complete():
+    import ttl.models.sources as sources
+
+    for arch in ("resnet18", "resnet50"):
+        assert len(sources.manifest_entry("fractal", arch)["sha256"]) == 64
+
+
+def test_a_cache_that_cannot_be_written_is_skipped_with_a_warning(tmp_path, monkeypatch):
+    import errno
+
+    import ttl.data.cache as cache
+
+    def full(path, write):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(cache, "atomic_write", full)
+    with pytest.warns(UserWarning, match=r"could not write the data cache .*No space left on device.*"
+                                         r"the data are used without caching"):
+        data = ttl.data.load("phantom-low", split="val", n_per_class=4, size=32, cache_dir=tmp_path / "c")
+    assert len(data) == 8 and not list((tmp_path / "c").rglob("meta.json"))
+
+
+def test_a_read_only_cache_folder_is_skipped_with_a_warning(tmp_path, monkeypatch):
+    import os
+
+    if os.geteuid() == 0:  # root writes into read-only folders: stand in with a folder that is a file
+        (tmp_path / "c").write_text("not a folder")
+    else:
+        (tmp_path / "c").mkdir(mode=0o555)
+    with pytest.warns(UserWarning, match="could not write the data cache"):
+        data = ttl.data.load("phantom-low", split="val", n_per_class=4, size=32, cache_dir=tmp_path / "c")
+    assert len(data) == 8
+
+
+def test_a_full_disk_while_writing_a_run_is_an_exit_2_naming_the_file(tmp_path, monkeypatch, capsys):
+    import errno
+
+    import ttl.train.loop as loop
+
+    def full(path, obj):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(loop, "atomic_torch_save", full)
+    monkeypatch.setenv("TTL_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "run"
+    code = main(["train", "--source", "scratch", "--dataset", "phantom-low", "--n-per-class", "4", "--data-size",
+                 "32", "--epochs", "1", "--n-boot", "0", "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2 and f"No space left on device: '{out / 'checkpoint.pt'}'" in err and "Traceback" not in err
+    assert not (out / "result.json").exists()

@@ -104,3 +104,12 @@ def test_atomic_writes_follow_the_umask(tmp_path):
         assert (atomic_write_json(tmp_path / "private.json", {}).stat().st_mode & 0o777) == 0o600
     finally:
         os.umask(old)
+
+
+def test_pid_alive_tells_live_dead_and_non_processes_apart(live_process):
+    from ttl.processes import pid_alive
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    assert pid_alive(live_process.pid) and not pid_alive(dead.pid)
+    assert not pid_alive(0) and not pid_alive(-1)  # a process group, never one writer

@@ -72,6 +72,37 @@ def test_interrupted_run_resumes_to_the_same_result(tmp_path):
     assert resumed.metrics["test"]["auroc"]["value"] == pytest.approx(full.metrics["test"]["auroc"]["value"])
 
 
+@pytest.fixture
+def threads():
+    """Set torch's thread count inside a test; the count is restored afterwards."""
+    before = torch.get_num_threads()
+    yield torch.set_num_threads
+    torch.set_num_threads(before)
+
+
+def test_a_run_resumed_under_another_thread_count_says_so_and_records_both(tmp_path, threads):
+    train, val, _ = _data()
+
+    def interrupt(epoch, row):
+        if epoch == 0:
+            raise KeyboardInterrupt
+
+    threads(1)
+    with pytest.raises(KeyboardInterrupt):
+        fit(_model(), train, val, TrainConfig(**CFG), out_dir=tmp_path, on_epoch_end=interrupt)
+    threads(2)
+    with pytest.warns(UserWarning, match=r"resumed at epoch 1 with 2 torch threads; epochs 0-0 ran with 1"):
+        fit(_model(), train, val, TrainConfig(**CFG), out_dir=tmp_path)
+    doc = json.loads((tmp_path / "result.json").read_text())
+    assert doc["torch_threads"] == [{"from_epoch": 0, "threads": 1}, {"from_epoch": 1, "threads": 2}]
+
+
+def test_an_uninterrupted_run_records_its_thread_count(tmp_path, threads):
+    threads(1)
+    fit(_model(), *_data()[:2], TrainConfig(**{**CFG, "epochs": 1}), out_dir=tmp_path)
+    assert json.loads((tmp_path / "result.json").read_text())["torch_threads"] == [{"from_epoch": 0, "threads": 1}]
+
+
 def test_checkpoint_of_other_parameters_is_not_resumed(tmp_path):
     train, val, _ = _data()
     with pytest.raises(KeyboardInterrupt):

@@ -25,6 +25,7 @@ contents lists the profile's executed notebooks.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import hashlib
@@ -36,13 +37,14 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from ttl.errors import ConfigError, TTLError
+from ttl.processes import pid_alive
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -227,14 +229,8 @@ def stale_running_copies(executed: Path) -> list[Path]:
     stale = []
     for path in executed.parent.glob(f".{executed.stem}.*.running.ipynb"):
         pid_text = path.name[len(executed.stem) + 2:-len(".running.ipynb")]
-        try:
-            os.kill(int(pid_text), 0)
-        except ValueError:
-            continue  # not one of ours
-        except ProcessLookupError:
+        if pid_text.isdigit() and not pid_alive(int(pid_text)):  # other names are not ours
             stale.append(path)
-        except PermissionError:
-            pass  # alive, another user's
     return stale
 
 
@@ -621,6 +617,54 @@ def stage_book(root: Path, stage: Path, executed_dir: Path, chapters: Sequence[s
     return stage
 
 
+BUILD_LOCK = ".book_build.lock"
+
+
+@contextlib.contextmanager
+def staged(root: Path, build_dir: Path, executed_dir: Path, chapters: Sequence[str],
+           profile: Profile | None = None, results_dir: Path | None = None, log: Any = None) -> Iterator[Path]:
+    """:func:`stage_book` into ``<build_dir>/_build/book_source``, the folder held by this build alone
+    until the block ends.
+
+    Builds into one ``build_dir`` share the staged sources and Jupyter Book's output (``_build/html``,
+    its doctrees), so a second build waits, with a message, until the first is done: an exclusive
+    ``flock`` on ``<build_dir>/_build/.book_build.lock``, released by the system when a build dies
+    (a killed build never leaves a stale lock).
+    """
+    log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+    lock_path = Path(build_dir) / "_build" / BUILD_LOCK
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "a") as lock:
+        _lock_exclusive(lock, lambda: log(f"another build of this book is writing {lock_path.parent}; "
+                                          "waiting for it to end"))
+        try:
+            yield stage_book(root, Path(build_dir) / "_build" / "book_source", executed_dir, chapters,
+                             profile, results_dir)
+        finally:
+            _unlock(lock)
+
+
+def _lock_exclusive(file: Any, on_wait: Any) -> None:
+    """Take an exclusive lock on ``file``, calling ``on_wait()`` first when someone else holds it."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: builds into one folder are not serialised there
+        return
+    try:
+        fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        on_wait()
+        fcntl.flock(file, fcntl.LOCK_EX)
+
+
+def _unlock(file: Any) -> None:
+    try:
+        import fcntl
+    except ImportError:
+        return
+    fcntl.flock(file, fcntl.LOCK_UN)
+
+
 def tag_parameter_cells(path: Path) -> bool:
     """Hide a papermill notebook's default ``parameters`` cell in the book when papermill
     injected the values actually used (the ``injected-parameters`` cell, which stays visible).
@@ -655,7 +699,8 @@ def build_html(chapters: Sequence[str], executed_dir: Path, build_dir: Path | No
     """Build the HTML book (strict) into ``<build_dir>/_build/html``; return that folder.
 
     ``build_dir`` defaults to ``root`` (so the book lands in ``_build/html``). The sources are
-    staged in ``<build_dir>/_build/book_source`` so the repository's files are never modified.
+    staged in ``<build_dir>/_build/book_source`` so the repository's files are never modified; a
+    concurrent build into the same ``build_dir`` waits for this one (:func:`staged`).
     """
     log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
     root = Path(root).resolve()
@@ -664,21 +709,20 @@ def build_html(chapters: Sequence[str], executed_dir: Path, build_dir: Path | No
     if absent:
         log(f"not executed yet, left out of the book: {', '.join(absent)}")
     chapters = [c for c in chapters if c not in absent]
-    stage = stage_book(root, build_dir / "_build" / "book_source", Path(executed_dir), chapters,
-                       profile, results_dir)
     html = build_dir / "_build" / "html"
-    cmd = jupyter_book_command() + ["build", str(stage), "--path-output", str(build_dir),
-                                    "-W", "-n", "--keep-going", "--all"]
-    log(f"building the book: jupyter-book build {_display_path(stage, root)} "
-        f"--path-output {_display_path(build_dir, root)} -W -n --keep-going --all")
-    start = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=root, capture_output=True, text=True, env={**os.environ, "NO_COLOR": "1"})
-    output = re.sub(r"\x1b\[[0-9;]*m", "", proc.stdout + "\n" + proc.stderr)
-    # name the files the user edits, not their staged copies
-    output = output.replace(f"{stage / EXECUTED_SUBDIR}{os.sep}", f"{Path(executed_dir).resolve()}{os.sep}")
-    output = output.replace(f"{stage}{os.sep}", f"{root}{os.sep}")
-    log_path = build_dir / "_build" / "book_build.log"
-    log_path.write_text(output)
+    with staged(root, build_dir, Path(executed_dir), chapters, profile, results_dir, log) as stage:
+        cmd = jupyter_book_command() + ["build", str(stage), "--path-output", str(build_dir),
+                                        "-W", "-n", "--keep-going", "--all"]
+        log(f"building the book: jupyter-book build {_display_path(stage, root)} "
+            f"--path-output {_display_path(build_dir, root)} -W -n --keep-going --all")
+        start = time.perf_counter()
+        proc = subprocess.run(cmd, cwd=root, capture_output=True, text=True, env={**os.environ, "NO_COLOR": "1"})
+        output = re.sub(r"\x1b\[[0-9;]*m", "", proc.stdout + "\n" + proc.stderr)
+        # name the files the user edits, not their staged copies
+        output = output.replace(f"{stage / EXECUTED_SUBDIR}{os.sep}", f"{Path(executed_dir).resolve()}{os.sep}")
+        output = output.replace(f"{stage}{os.sep}", f"{root}{os.sep}")
+        log_path = build_dir / "_build" / "book_build.log"
+        log_path.write_text(output)
     if proc.returncode != 0:
         lines = output.splitlines()
         problems = [ln for ln in lines if "WARNING" in ln or "ERROR" in ln] or lines[-15:]

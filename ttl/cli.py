@@ -6,6 +6,7 @@ Exit codes: 0 success, 1 unexpected failure, 2 bad input (a ``TTLError``: messag
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import os
 import json
@@ -44,11 +45,23 @@ def print_json(obj: Any) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if not getattr(args, "func", None):
-        parser.print_help()
-        return 2
+    """Run one ``ttl`` command; Ctrl-C at any point (even while importing torch) is exit 130 and one line."""
+    command = "ttl"
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        command = f"ttl {args.command}" if getattr(args, "command", None) else "ttl"
+        if not getattr(args, "func", None):
+            parser.print_help()
+            return 2
+        return _run(args)
+    except KeyboardInterrupt:
+        print(f"{command}: interrupted (rerun the same command to resume)", file=sys.stderr)
+        return 130
+
+
+def _run(args: argparse.Namespace) -> int:
+    """The command's handler, its user errors turned into exit 2 and one message."""
     try:
         return int(args.func(args) or 0)
     except BrokenPipeError:  # the reader went away (`ttl cuts resnet50 --json | head`): not an error
@@ -60,9 +73,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:  # no space left on device, permission denied, a folder that is a file, ...
         print(f"ttl {args.command}: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"ttl {args.command}: interrupted (rerun the same command to resume)", file=sys.stderr)
-        return 130
 
 
 def _silence_stdout() -> None:

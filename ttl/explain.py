@@ -124,14 +124,14 @@ def to_display(images: torch.Tensor | np.ndarray, mean: Sequence[float], std: Se
 
 def model_inputs(model: nn.Module, images: Any, size: int | None = None) -> torch.Tensor:
     """uint8 images (N, C, H, W) (a tensor, array or dataset) -> the model's normalised input."""
-    from ttl.models.sources import normalization
     from ttl.train.batches import normalised_images
+    from ttl.train.inputs import model_statistics
 
     raw = getattr(images, "images", images)
     x = torch.as_tensor(np.asarray(raw)) if not isinstance(raw, torch.Tensor) else raw
     if x.dtype != torch.uint8 or x.ndim != 4:
         raise ConfigError(f"model_inputs: expected uint8 (N, C, H, W) images, got {x.dtype} {tuple(x.shape)}")
-    mean, std = normalization(getattr(model, "source", "imagenet"), getattr(model, "arch", None))
+    mean, std = model_statistics(model)
     return normalised_images(x, size, mean, std)
 
 
@@ -139,9 +139,9 @@ def _model_norm(model: nn.Module, mean: Sequence[float] | None,
                 std: Sequence[float] | None) -> tuple[Sequence[float], Sequence[float]]:
     if mean is not None and std is not None:
         return mean, std
-    from ttl.models.sources import normalization
+    from ttl.train.inputs import model_statistics
 
-    return normalization(getattr(model, "source", "imagenet"), getattr(model, "arch", None))
+    return model_statistics(model)
 
 
 def resolve_target_layer(model: nn.Module, target_layer: nn.Module | str | None = None) -> tuple[nn.Module, str]:

@@ -120,8 +120,7 @@ def run(args: argparse.Namespace) -> int:
 
     check_model_args(args.arch, args.cut, args.source)
     check_strategy_options(args)
-    if args.width is None:
-        args.width = 0.5
+    width = 0.5 if args.width is None else args.width  # recorded for every strategy (part of the run key)
     data = load_splits(args)
     cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch, lr=args.lr, weight_decay=args.weight_decay,
                       schedule=args.schedule, patience=args.patience, class_weighted=not args.no_class_weights,
@@ -129,11 +128,11 @@ def run(args: argparse.Namespace) -> int:
                       seed=args.seed, n_boot=args.n_boot)
     train = data["train"]
     model = prepare(args.strategy, args.arch, cut=args.cut, num_classes=_num_outputs(train), source=args.source,
-                    width=args.width, slim_from=args.slim_from, seed=args.seed)
+                    width=width, slim_from=args.slim_from, seed=args.seed)
     default_out = (f"runs/{train.name}/{args.arch}-{source_label(args.source)}-{args.strategy}-"
                    f"{args.cut or 'full'}-s{args.seed}")
     out = Path(args.out or default_out)
-    params = run_params(args.strategy, args.arch, args.cut, args.source, args.width, args.slim_from,
+    params = run_params(args.strategy, args.arch, args.cut, args.source, width, args.slim_from,
                         _num_outputs(train), args.dataset, root=args.root, **data_overrides(args))
     result = fit(model, train, data["val"], cfg, out_dir=out, test=data["test"], params=params,
                  on_epoch_end=None if sys.stderr.isatty() else epoch_logger(args.epochs))

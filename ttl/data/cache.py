@@ -8,8 +8,10 @@ once its ``meta.json`` exists: it is written last, and every file is written ato
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -23,13 +25,7 @@ CACHE_ENV = "TTL_CACHE"
 
 def cache_dir(override: str | os.PathLike | None = None) -> Path:
     """``override``, else ``$TTL_CACHE``, else ``~/.cache/ttl`` (created if needed)."""
-    if override is not None:
-        path = Path(override)
-    elif os.environ.get(CACHE_ENV):
-        path = Path(os.environ[CACHE_ENV])
-    else:
-        path = Path.home() / ".cache" / "ttl"
-    path = path.expanduser()
+    path = _root(override)
     path.mkdir(parents=True, exist_ok=True)
     return path
 
@@ -39,15 +35,38 @@ def atomic_save_npy(path: str | os.PathLike, array: np.ndarray) -> Path:
     return atomic_write(path, lambda f: np.save(f, np.ascontiguousarray(array), allow_pickle=False))
 
 
+def _root(override: str | os.PathLike | None = None) -> Path:
+    """The cache folder :func:`cache_dir` names, not created."""
+    if override is not None:
+        return Path(override).expanduser()
+    return Path(os.environ[CACHE_ENV]).expanduser() if os.environ.get(CACHE_ENV) else Path.home() / ".cache" / "ttl"
+
+
 def entry_dir(name: str, key: str, root: str | os.PathLike | None = None) -> Path:
-    return cache_dir(root) / "decoded" / name / key
+    """Where the decoded arrays of one dataset split lie (created only when written)."""
+    return _root(root) / "decoded" / name / key
 
 
-def save_arrays(folder: Path, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> None:
-    """Write each array as ``<name>.npy`` then ``meta.json`` (the completion marker)."""
-    for name, arr in arrays.items():
-        atomic_save_npy(folder / f"{name}.npy", arr)
-    atomic_write_json(folder / "meta.json", {**dict(meta), "arrays": sorted(arrays)})
+def save_arrays(folder: Path, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> bool:
+    """Write each array as ``<name>.npy`` then ``meta.json`` (the completion marker).
+
+    The cache is an optimisation: when it cannot be written (a full disk, a read-only or missing
+    folder: any OSError) the files written so far are removed, a warning says why, and False is
+    returned; the caller goes on with the arrays in memory.
+    """
+    try:
+        for name, arr in arrays.items():
+            atomic_save_npy(folder / f"{name}.npy", arr)
+        atomic_write_json(folder / "meta.json", {**dict(meta), "arrays": sorted(arrays)})
+    except OSError as exc:
+        for name in arrays:
+            with contextlib.suppress(OSError):
+                (folder / f"{name}.npy").unlink(missing_ok=True)
+        warnings.warn(f"could not write the data cache {folder} ({exc}); the data are used without caching "
+                      f"and decoded or generated again next time (free space or point {CACHE_ENV} elsewhere)",
+                      stacklevel=3)
+        return False
+    return True
 
 
 def load_arrays(folder: Path, mmap_bytes: int = 2 << 30) -> tuple[dict[str, np.ndarray], dict[str, Any]] | None:

@@ -9,7 +9,9 @@
   torchvision's.
 - ``"scratch"``: random initialisation (torchvision's own init).
 - ``"fractal"``: formula-driven (FractalDB-style) pretraining shipped under ``weights/`` and listed
-  in ``weights/manifest.json`` with sha256 and provenance; loads offline.
+  in ``weights/manifest.json`` with sha256 and provenance; loads offline. An entry without a
+  sha256 (or without the mean/std its network was trained with) is refused, not loaded unchecked:
+  runs record the source by that sha256, so an unchecked file would leave them unidentified.
 - a path to a checkpoint (a state dict of the torchvision model, optionally wrapped in
   ``{"state_dict": ...}``), checked against a sha256 when one is given.
 
@@ -19,14 +21,16 @@ exactly it is (:func:`source_identity`: name, origin, sha256) so that runs can r
 
 from __future__ import annotations
 
+import math
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from ttl.errors import ChecksumError, ConfigError, WeightsUnavailableError
+from ttl.errors import ChecksumError, ConfigError, DataError, WeightsUnavailableError
 from ttl.models import keras_densenet
 from ttl.provenance import read_json, sha256_file
 
@@ -115,12 +119,46 @@ def _imagenet(arch: str, variant: str | None = None) -> StateDict:
 
 
 def weights_manifest(weights_dir: Path | None = None) -> dict[str, Any]:
-    """The manifest of shipped checkpoints (``{}`` when none is shipped)."""
+    """The manifest of shipped checkpoints (``{}`` when none is shipped); a DataError naming the
+    file when it is not a JSON object."""
     path = Path(weights_dir or WEIGHTS_DIR) / "manifest.json"
-    return read_json(path) if path.exists() else {}
+    if not path.exists():
+        return {}
+    doc = read_json(path)
+    if not isinstance(doc, dict):
+        raise DataError(f"{path}: not a JSON object (an arch -> entry mapping); restore it from git")
+    return doc
 
 
-def _manifest_entry(source: str, arch: str) -> dict[str, Any]:
+def _check_entry(entry: Any, arch: str, where: Path) -> dict[str, Any]:
+    """``entry`` when it can be loaded *and checked*: a file, its sha256 and the normalisation the
+    network was trained with; otherwise a DataError naming the manifest and the entry."""
+    def bad(what: str) -> DataError:
+        return DataError(f"{where}: entry {arch!r}{what}; every shipped checkpoint needs file, sha256 "
+                         "(64 hex digits), mean and std (3 numbers each) — `ttl pretrain --register` "
+                         "writes them")
+    if not isinstance(entry, dict):
+        raise bad(f" is {type(entry).__name__}, not a JSON object")
+    for key in ("file", "sha256", "mean", "std"):
+        if entry.get(key) is None:
+            raise bad(f" has no {key} (an unchecked checkpoint is never loaded)" if key == "sha256"
+                      else f" has no {key}")
+    if not isinstance(entry["file"], str) or not entry["file"]:
+        raise bad(": file must be a file name")
+    if not isinstance(entry["sha256"], str) or not re.fullmatch(r"[0-9a-fA-F]{64}", entry["sha256"]):
+        raise bad(f": sha256 must be 64 hex digits, got {entry['sha256']!r}")
+    for key in ("mean", "std"):
+        values = entry[key]
+        ok = (isinstance(values, list) and len(values) == 3
+              and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in values)
+              and (key == "mean" or all(v > 0 for v in values)))
+        if not ok:
+            raise bad(f": {key} must be 3 finite numbers{' > 0' if key == 'std' else ''}, got {values!r}")
+    return entry
+
+
+def manifest_entry(source: str, arch: str) -> dict[str, Any]:
+    """The checked entry of ``arch`` in ``weights/manifest.json`` (see :func:`_check_entry`)."""
     manifest = weights_manifest()
     entries = manifest.get("weights", manifest)
     entry = entries.get(arch) if isinstance(entries, dict) else None
@@ -130,13 +168,13 @@ def _manifest_entry(source: str, arch: str) -> dict[str, Any]:
             f"no {source!r} weights shipped for {arch} in {WEIGHTS_DIR / 'manifest.json'} "
             f"(shipped: {have}). Make them with `ttl pretrain --arch {arch} --register`, "
             f"or use source='imagenet' / 'scratch' / a checkpoint path.")
-    return entry
+    return _check_entry(entry, arch, WEIGHTS_DIR / "manifest.json")
 
 
 @register_source("fractal")
 def _fractal(arch: str) -> StateDict:
-    entry = _manifest_entry("fractal", arch)
-    return load_checkpoint(WEIGHTS_DIR / entry["file"], sha256=entry.get("sha256"))
+    entry = manifest_entry("fractal", arch)
+    return load_checkpoint(WEIGHTS_DIR / entry["file"], sha256=entry["sha256"])
 
 
 def load_checkpoint(path: str | os.PathLike, sha256: str | None = None) -> StateDict:
@@ -211,10 +249,10 @@ def source_identity(source: str | os.PathLike, arch: str) -> dict[str, Any]:
                       "licences": "torchvision weights: BSD-3-Clause code; ImageNet terms of access "
                                   "(non-commercial research)"}
     if name == "fractal":
-        entry = _manifest_entry("fractal", arch)
+        entry = manifest_entry("fractal", arch)
         path = WEIGHTS_DIR / entry["file"]
         return out | {"name": f"fractal:{entry['file']}", "origin": entry.get("command", str(path)),
-                      "file": str(path), "sha256": entry.get("sha256")}
+                      "file": str(path), "sha256": entry["sha256"]}
     path = Path(source)
     if not path.exists():
         raise WeightsUnavailableError(f"checkpoint {path} does not exist")
@@ -230,8 +268,8 @@ def normalization(source: str | os.PathLike, arch: str | None = None) -> tuple[t
     """
     if source == "fractal" and arch is not None:
         try:
-            entry = _manifest_entry("fractal", arch)
-            return tuple(entry["mean"]), tuple(entry["std"])
-        except (WeightsUnavailableError, KeyError):
-            pass
+            entry = manifest_entry("fractal", arch)
+        except WeightsUnavailableError:  # no such weights: the model was not built from them either
+            return IMAGENET_MEAN, IMAGENET_STD
+        return tuple(entry["mean"]), tuple(entry["std"])
     return IMAGENET_MEAN, IMAGENET_STD

@@ -39,6 +39,7 @@ class Preprocess:
     scale: tuple[float, float] = (0.7, 1.0)
     ratio: tuple[float, float] = (3 / 4, 4 / 3)
     channels_last: bool = False
+    to_rgb: bool = True  # repeat one-channel images to three (false: a one-channel network)
 
     def __post_init__(self) -> None:
         unknown = set(self.augment) - set(AUGMENTATIONS)
@@ -92,7 +93,8 @@ def _normaliser(mean: tuple[float, ...], std: tuple[float, ...], device: torch.d
 
 
 def prepare_batch(x: torch.Tensor, prep: Preprocess, generator: torch.Generator | None = None) -> torch.Tensor:
-    """uint8 (N, C, H, W) on the device -> normalised float (N, 3, S, S)."""
+    """uint8 (N, C, H, W) on the device -> normalised float (N, 3, S, S) (N, 1, S, S for one-channel
+    images without ``prep.to_rgb``)."""
     x = x.float().div_(255.0)
     # One resampling rule for training and evaluation: every batch is first brought to the model's
     # size by the same antialiased resize (the only step that shrinks images, so the only one that
@@ -106,7 +108,7 @@ def prepare_batch(x: torch.Tensor, prep: Preprocess, generator: torch.Generator 
                           align_corners=False, antialias=True)
     if prep.augment and generator is not None:
         x = random_augment(x, prep.image_size, prep.augment, prep.scale, prep.ratio, generator)
-    if x.shape[1] == 1:
+    if x.shape[1] == 1 and prep.to_rgb:
         x = x.expand(-1, 3, -1, -1)
     mean, std = _normaliser(tuple(prep.mean), tuple(prep.std), x.device, x.dtype)
     x = (x - mean) / std

@@ -20,18 +20,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ttl.errors import RunLockedError
+from ttl.processes import pid_alive
 
 LOCK_NAME = ".lock"
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by someone else
-        return True
-    return True
 
 
 def read_holder(path: Path) -> dict:
@@ -46,7 +37,7 @@ def _is_stale(holder: dict) -> bool:
     if holder.get("host") != socket.gethostname():
         return False
     pid = holder.get("pid")
-    return not isinstance(pid, int) or not _alive(pid)
+    return not isinstance(pid, int) or not pid_alive(pid)
 
 
 def _create(path: Path) -> bool:

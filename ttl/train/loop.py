@@ -21,11 +21,11 @@ from tqdm.auto import tqdm
 
 from ttl.errors import ConfigError, DataError, TrainingDivergedError
 from ttl.metrics import compute_metrics, scores_from_logits
-from ttl.models.sources import normalization
 from ttl.provenance import (atomic_torch_save, atomic_write, atomic_write_json, params_hash, read_json,
                             remove_orphan_temps, write_result)
 from ttl.seeding import seed_everything
 from ttl.train.batches import DeviceBatches, Preprocess
+from ttl.train.inputs import check_fit_inputs, input_pipeline, resolve_normalisation
 from ttl.train.lock import run_lock
 
 
@@ -145,11 +145,12 @@ def make_loss(dataset: Any, cfg: TrainConfig, device: torch.device) -> nn.Module
 
 def preprocess_for(model: nn.Module, dataset: Any, cfg: TrainConfig, device: torch.device,
                    train: bool) -> Preprocess:
-    mean, std = normalization(getattr(model, "source", "imagenet"), getattr(model, "arch", None))
+    """How batches of ``dataset`` are prepared for ``model`` (:func:`ttl.train.inputs.input_pipeline`)."""
+    mean, std, to_rgb = input_pipeline(model, dataset)
     size = cfg.image_size or int(dataset.images.shape[-1])
     channels_last = cfg.channels_last if cfg.channels_last is not None else device.type == "cuda"
     return Preprocess(size, mean, std, augment=augmentations(cfg, dataset) if train else (),
-                      channels_last=channels_last)
+                      channels_last=channels_last, to_rgb=to_rgb)
 
 
 def augmentations(cfg: TrainConfig, dataset: Any) -> tuple[str, ...]:
@@ -264,6 +265,10 @@ def fit(model: nn.Module, train: Any, val: Any, cfg: TrainConfig | None = None,
     match), and ``result.json`` at the end; a finished run with the same parameters is read back
     instead of retrained. ``params`` are extra parameters to record (strategy, dataset, ...). A
     second process writing the same ``out_dir`` meanwhile gets :class:`~ttl.errors.RunLockedError`.
+    A run resumed under another torch thread count is resumed, with a warning on CPU (its numbers
+    then match neither uninterrupted run); ``result.json`` records every count (``torch_threads``).
+    Before the first epoch every split must hold two classes and share one input pipeline
+    (:func:`ttl.train.inputs.check_fit_inputs`).
     """
     if out_dir is None:
         return _fit(model, train, val, cfg, None, test, params, on_epoch_end)
@@ -278,7 +283,10 @@ def _fit(model: nn.Module, train: Any, val: Any, cfg: TrainConfig | None, out_di
     device = resolve_device(cfg.device)
     keyed = run_key_params(cfg, params, {"train": data_key(train), "val": data_key(val)})
     key = params_hash(keyed)
-    record = {**keyed, "train": {**asdict(cfg), "device": str(device)},  # provenance keeps everything
+    # what the network is fed (the manifest's normalisation and to_rgb) and where the data came from:
+    # provenance, not the run key (the manifest is already hashed into the data fingerprints)
+    feed = resolve_normalisation(model, train)
+    record = {**keyed, "train": {**asdict(cfg), "device": str(device)}, "input": feed,
               "data_files": {"train": data_files(train), "val": data_files(val)}}
     out = Path(out_dir) if out_dir is not None else None
     done = _finished(out) if out is not None else None
@@ -286,6 +294,7 @@ def _fit(model: nn.Module, train: Any, val: Any, cfg: TrainConfig | None, out_di
         state = _read_weights(out / "model.pt") if done.get("params_hash") == key else None
         if state is not None:
             model.load_state_dict(state)
+            model.input_normalisation = (done.get("provenance") or {}).get("params", {}).get("input") or feed
             metrics = dict(done["metrics"])
             if test is not None:  # e.g. a search trial, now reported: scored beside, result.json untouched
                 metrics["test"] = _test_metrics(model, test, cfg, device, out)
@@ -295,6 +304,8 @@ def _fit(model: nn.Module, train: Any, val: Any, cfg: TrainConfig | None, out_di
             warnings.warn(f"{out}: the finished run there was made with other parameters; training now "
                           "replaces it (give each parameter set its own runs folder to keep both)", stacklevel=2)
 
+    check_fit_inputs(model, train, val, test)  # one-class splits, mixed pipelines, channels: before any epoch
+    model.input_normalisation = feed
     seed_everything(cfg.seed, deterministic=device.type == "cpu")
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fastest kernels; CPU runs stay bit-reproducible
@@ -318,6 +329,7 @@ def _fit(model: nn.Module, train: Any, val: Any, cfg: TrainConfig | None, out_di
     start_epoch, bad_epochs, elapsed = 0, 0, 0.0
     ckpt_path = out / "checkpoint.pt" if out is not None else None
     ckpt = _read_checkpoint(ckpt_path) if ckpt_path is not None and ckpt_path.exists() else None
+    threads = [{"from_epoch": 0, "threads": torch.get_num_threads()}]
     if ckpt is not None:
         if ckpt.get("params_hash") == key:
             model.load_state_dict(ckpt["model"])
@@ -326,13 +338,12 @@ def _fit(model: nn.Module, train: Any, val: Any, cfg: TrainConfig | None, out_di
                 sched.load_state_dict(ckpt["scheduler"])
             history, best, bad_epochs = ckpt["history"], ckpt["best"], ckpt["bad_epochs"]
             start_epoch, elapsed = ckpt["epoch"] + 1, ckpt["elapsed"]
+            threads = _resumed_threads(ckpt.get("torch_threads"), start_epoch, device, out)
 
     bar = tqdm(range(start_epoch, cfg.epochs), initial=start_epoch, total=cfg.epochs, desc="epochs",
                disable=None if cfg.progress is None else not cfg.progress, leave=False)
-    stop_reason = "epoch_cap"
     for epoch in bar:
-        if cfg.patience and bad_epochs >= cfg.patience:
-            stop_reason = "patience"
+        if cfg.patience and bad_epochs >= cfg.patience:  # e.g. resumed after the epoch that reached it
             break
         t0 = time.perf_counter()
         model.train()
@@ -380,12 +391,11 @@ def _fit(model: nn.Module, train: Any, val: Any, cfg: TrainConfig | None, out_di
             atomic_torch_save(ckpt_path, {
                 "params_hash": key, "epoch": epoch, "model": model.state_dict(), "optimizer": opt.state_dict(),
                 "scheduler": sched.state_dict() if sched is not None else None, "history": history,
-                "best": best, "bad_epochs": bad_epochs, "elapsed": elapsed})
+                "best": best, "bad_epochs": bad_epochs, "elapsed": elapsed, "torch_threads": threads})
         if on_epoch_end is not None:
             on_epoch_end(epoch, row)
     bar.close()
-    if cfg.patience and bad_epochs >= cfg.patience:  # the loop ended on the epoch that reached patience
-        stop_reason = "patience"
+    stop_reason = "patience" if cfg.patience and bad_epochs >= cfg.patience else "epoch_cap"
 
     model.load_state_dict(best["state"])
     metrics = {"val": evaluate(model, val, cfg, device)}
@@ -398,9 +408,35 @@ def _fit(model: nn.Module, train: Any, val: Any, cfg: TrainConfig | None, out_di
         result.path = write_result(out / "result.json", {
             "params_hash": key, "metrics": metrics, "best_epoch": result.best_epoch, "history": history,
             "stop_reason": stop_reason, "epochs_cap": cfg.epochs, "model": _count_params(model),
-            "train_seconds": elapsed}, record, device=device, wall_time_s=elapsed)
+            "train_seconds": elapsed, "torch_threads": threads}, record, device=device, wall_time_s=elapsed)
         ckpt_path.unlink(missing_ok=True)
     return result
+
+
+def _resumed_threads(earlier: list[dict[str, Any]] | None, start_epoch: int, device: torch.device,
+                     out: Path | None) -> list[dict[str, Any]]:
+    """The thread counts a resumed run trained with, one entry per stretch of epochs.
+
+    CPU kernels split their sums by thread, so epochs run with another ``torch.get_num_threads()``
+    differ in the last bits: a run resumed under another count matches neither uninterrupted run.
+    It is not refused (the epochs done are kept) but warned about on CPU, and both counts are
+    recorded (``torch_threads`` in the checkpoint and ``result.json``). A checkpoint written before
+    counts were recorded gives ``threads: None`` for its epochs.
+    """
+    now = torch.get_num_threads()
+    stretches = list(earlier) if earlier else [{"from_epoch": 0, "threads": None}]
+    before = stretches[-1]["threads"]
+    if before != now and device.type == "cpu":
+        ran = f"ran with {before}" if before is not None else "ran with an unrecorded count"
+        warnings.warn(f"{out}: resumed at epoch {start_epoch} with {now} torch threads; epochs "
+                      f"{stretches[-1]['from_epoch']}-{start_epoch - 1} {ran}. CPU results then match neither "
+                      f"uninterrupted run in the last digits; for identical numbers rerun with "
+                      f"{before if before is not None else 'the earlier count'} threads (OMP_NUM_THREADS / "
+                      "torch.set_num_threads) or delete checkpoint.pt to train from the start. Both counts are "
+                      "recorded in result.json (torch_threads).", stacklevel=4)
+    if before != now:
+        stretches.append({"from_epoch": start_epoch, "threads": now})
+    return stretches
 
 
 def _weights_finite(model: nn.Module) -> bool:

@@ -32,6 +32,7 @@ def load_run(run_dir: str | Path) -> tuple[torch.nn.Module, dict[str, Any]]:
     from ttl.models.sources import bn_eps
     from ttl.models.truncated import set_bn_eps
     from ttl.strategies import prepare
+    from ttl.train.inputs import source_feed
 
     run_dir = Path(run_dir)
     if not (run_dir / "result.json").exists() or not (run_dir / "model.pt").exists():
@@ -54,6 +55,9 @@ def load_run(run_dir: str | Path) -> tuple[torch.nn.Module, dict[str, Any]]:
         raise DataError(f"{run_dir / 'model.pt'}: unreadable weights ({type(e).__name__}: {e}); rerun the "
                         "training command to rebuild the run") from e
     model.load_state_dict(state)
+    # what training fed the network; runs recorded before the manifest's choice was honoured all
+    # used the source's statistics and grey repeated to RGB
+    model.input_normalisation = params.get("input") or source_feed(model)
     return model, params
 
 
