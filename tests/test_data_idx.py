@@ -116,7 +116,7 @@ def test_notebook_loader_keeps_phantom_options_to_phantoms(tmp_path):
     phantom = load_splits("phantom-mid", None, n_per_class=2, size=32, contrast=0.5, splits=("val",))
     assert phantom["val"].meta["params"]["contrast"] == 0.5
     assert root_for(str(path), {"other": "x"}) is None and root_for("phantom-mid", "/r") == "/r"
-    assert names_text(["a"]) == "`a`" and names_text(["a", "b", "c"]) == "`a`, `b` and `c`"
+    assert names_text(["a"]) == "a" and names_text(["a", "b", "c"]) == "a, b and c"
 
 
 def test_check_parameters_names_each_wrong_type():

@@ -77,6 +77,6 @@ def run_base(runs_dir: str | os.PathLike, name: str, arch: str, source: str) -> 
 
 
 def names_text(names: Sequence[str]) -> str:
-    """``a``, ``a and b``, ``a, b and c``, each in code font (for chapter prose through glue)."""
-    quoted = [f"`{n}`" for n in names]
+    """``a``, ``a and b``, ``a, b and c`` (plain text: glue inserts it verbatim, not as Markdown)."""
+    quoted = list(names)
     return quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " and " + quoted[-1]
