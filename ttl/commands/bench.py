@@ -135,6 +135,9 @@ def run_sweep(args: argparse.Namespace) -> int:
     from ttl.provenance import stopwatch
 
     _check(args, [args.arch], [], args.source)
+    from ttl.data import load_manifest
+
+    load_manifest(args.dataset)  # an unknown dataset is named before any training
     with stopwatch() as t:
         res = bench_sweep(args.arch, args.dataset, args.source, args.epochs, args.batch, args.size,
                           args.n_per_class, args.contrast, tuple(args.seeds), args.device, args.runs)

@@ -81,7 +81,11 @@ def check_strategy_options(args: argparse.Namespace) -> None:
     if args.slim_from is not None:
         from ttl.models.cuts import cut_info
 
-        if cut_info(args.arch, args.slim_from).index <= cut_info(args.arch, args.cut).index:
+        try:
+            slim = cut_info(args.arch, args.slim_from)
+        except ConfigError as exc:
+            raise ConfigError(f"--slim-from: {exc}") from None
+        if slim.index <= cut_info(args.arch, args.cut).index:
             raise ConfigError(f"--slim-from {args.slim_from} must come after the cut {args.cut}")
 
 
