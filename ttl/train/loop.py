@@ -58,8 +58,40 @@ class TrainConfig:
             raise ConfigError(f"schedule must be cosine, plateau or constant, not {self.schedule!r}")
         if self.amp not in ("auto", "bf16", "fp16", "off"):
             raise ConfigError(f"amp must be auto, bf16, fp16 or off, not {self.amp!r}")
-        if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
-            raise ConfigError("epochs and batch_size must be >= 1 and lr > 0")
+        check_config_numbers(self)
+        if self.augment not in (None, True, False):
+            from ttl.train.batches import AUGMENTATIONS
+
+            unknown = [a for a in self.augment if a not in AUGMENTATIONS] if isinstance(self.augment, (list, tuple)) \
+                else [self.augment]
+            if unknown:
+                raise ConfigError(f"augment must be None, True, False or names from {list(AUGMENTATIONS)}, "
+                                  f"got {unknown}")
+
+
+def check_config_numbers(cfg: TrainConfig) -> None:
+    """A ConfigError naming the first field of ``cfg`` outside its range (the CLI's rules)."""
+    from ttl.commands.argtypes import MAX_IMAGE_SIZE, MIN_IMAGE_SIZE
+
+    def integer(value: Any) -> bool:
+        return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+    def number(value: Any) -> bool:
+        return isinstance(value, (int, float, np.number)) and not isinstance(value, bool) and math.isfinite(value)
+
+    rules = [("epochs", integer(cfg.epochs) and cfg.epochs >= 1, "an integer >= 1"),
+             ("batch_size", integer(cfg.batch_size) and cfg.batch_size >= 1, "an integer >= 1"),
+             ("lr", number(cfg.lr) and cfg.lr > 0, "a finite number > 0"),
+             ("weight_decay", number(cfg.weight_decay) and cfg.weight_decay >= 0, "a finite number >= 0"),
+             ("patience", integer(cfg.patience) and cfg.patience >= 0, "an integer >= 0 (0: no early stopping)"),
+             ("image_size", cfg.image_size is None or (integer(cfg.image_size)
+                                                       and MIN_IMAGE_SIZE <= cfg.image_size <= MAX_IMAGE_SIZE),
+              f"None or an integer in [{MIN_IMAGE_SIZE}, {MAX_IMAGE_SIZE}]"),
+             ("seed", integer(cfg.seed) and 0 <= cfg.seed < 2**63, "an integer in [0, 2**63)"),
+             ("n_boot", integer(cfg.n_boot) and cfg.n_boot >= 0, "an integer >= 0")]
+    for name, ok, rule in rules:
+        if not ok:
+            raise ConfigError(f"TrainConfig.{name} must be {rule}, got {getattr(cfg, name)!r}")
 
 
 # TrainConfig fields that do not change the trained model: how it runs (device, progress bar,
