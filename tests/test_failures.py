@@ -237,3 +237,21 @@ def test_a_checkpoint_missing_a_part_restarts_cleanly(tmp_path):
     with pytest.warns(UserWarning, match=r"not a usable checkpoint of this run \(missing model, optimizer"):
         again = _train(tmp_path)
     assert again.history[0]["train_loss"] == first.history[0]["train_loss"]
+
+
+def test_a_run_file_that_cannot_be_read_is_an_error_not_a_retrain(tmp_path, monkeypatch):
+    import errno
+
+    _train(tmp_path)
+    real = torch.load
+
+    def denied(path, *args, **kwargs):
+        if str(path).endswith("model.pt"):
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "load", denied)
+    before = (tmp_path / "model.pt").read_bytes()
+    with pytest.raises(PermissionError, match="model.pt"):
+        _train(tmp_path)
+    assert (tmp_path / "model.pt").read_bytes() == before

@@ -1,8 +1,10 @@
 """Reading a run folder back for :func:`ttl.train.fit`: a finished run to reuse, a checkpoint to resume.
 
-Whatever is wrong with these files (truncated, not JSON, JSON of another shape, weights of another
-network, a checkpoint missing a part) ends in a warning naming the file and a clean retrain, never
-in a traceback and never in a model half loaded from one file and half trained anew.
+Whatever is wrong with these files' content (truncated, not JSON, JSON of another shape, weights of
+another network, a checkpoint missing a part) ends in a warning naming the file and a clean retrain,
+never in a traceback and never in a model half loaded from one file and half trained anew. A file
+that cannot be read at all (permission denied, an I/O error, a folder in its place) is an OSError
+for the caller (the CLI: exit 2 naming it): retraining would hide it, and might take hours.
 """
 
 from __future__ import annotations
@@ -69,6 +71,8 @@ def finished_weights(path: Path, model: nn.Module) -> dict[str, torch.Tensor] | 
         return None
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
+    except OSError:  # permission denied, I/O error, a folder: the user's to fix, not a reason to retrain
+        raise
     except Exception as e:  # truncated or corrupt: torch raises RuntimeError, EOFError, UnpicklingError...
         warnings.warn(f"{path}: unreadable ({type(e).__name__}: {e}); training the run again", stacklevel=4)
         return None
@@ -83,6 +87,8 @@ def read_checkpoint(path: Path) -> dict[str, Any] | None:
     """The last epoch's checkpoint, or None when unreadable (then the run starts from epoch 0)."""
     try:
         return torch.load(path, map_location="cpu", weights_only=False)
+    except OSError:  # as in finished_weights: an error to report, not corruption
+        raise
     except Exception as e:  # a corrupt checkpoint (atomic writes make this rare): start over
         warnings.warn(f"{path}: unreadable ({type(e).__name__}: {e}); training from the first epoch", stacklevel=4)
         return None
