@@ -10,11 +10,19 @@ from ttl.errors import ConfigError
 
 @pytest.fixture
 def no_data(monkeypatch):
-    """Any attempt to load data fails the test: validation must come first."""
+    """Any attempt to load data (or to start a benchmark, pre-training or probe) fails the test:
+    validation must come first."""
+    import ttl.bench
+    import ttl.experiments
+    import ttl.pretrain.train
+
     def refuse(*args, **kwargs):
-        raise AssertionError("data was loaded before the arguments were validated")
+        raise AssertionError("work started before the arguments were validated")
 
     monkeypatch.setattr(ttl.data, "load", refuse)
+    for module, name in ((ttl.bench, "bench_infer"), (ttl.bench, "bench_train"), (ttl.bench, "bench_sweep"),
+                         (ttl.pretrain.train, "pretrain"), (ttl.experiments, "probe_sources")):
+        monkeypatch.setattr(module, name, refuse)
 
 
 BAD = [
@@ -36,6 +44,10 @@ BAD = [
     (["bench", "infer", "--latency-batch", "0"], "argument --latency-batch: must be an integer >= 1"),
     (["probe", "--size", "7"], "argument --size: must be an integer >= 16"),
     (["data", "show", "phantom-mid", "--label-noise", "0.5"], "argument --label-noise: must be a finite number >= 0 and < 0.5"),
+    (["data", "audit", "low", "--n-boot", "0"], "argument --n-boot: must be an integer >= 1"),
+    (["search", "--neighbourhood", "-3"], "argument --neighbourhood: must be stage or adjacent or an integer"),
+    (["search", "--neighbourhood", "everything"], "argument --neighbourhood: must be stage or adjacent"),
+    (["evaluate", "runs/x", "--split", "bogus"], "argument --split: invalid choice: 'bogus'"),
 ]
 
 
@@ -56,6 +68,24 @@ def test_bad_values_are_usage_errors(argv, message, capsys, no_data):
     (["train", "--strategy", "full", "--cut", "layer2.1"], "--strategy full trains the whole network"),
     (["train", "--strategy", "ttl", "--cut", "layer2.1", "--width", "0.5"], "apply to --strategy transfusion only"),
     (["train", "--strategy", "lwft"], "--strategy lwft needs --cut"),
+    (["train", "--source", "imagenet:NOPE"], "unknown ImageNet weights 'NOPE' for resnet18"),
+    (["train", "--strategy", "transfusion", "--cut", "layer2.1", "--slim-from", "layer9"],
+     "--slim-from: unknown cut 'layer9'"),
+    (["bench", "sweep", "--dataset", "nosuchdata"], "nosuchdata"),
+    (["train", "--strategy", "transfusion", "--cut", "layer2.1", "--slim-from", "layer1.0"],
+     "--slim-from layer1.0 must come after the cut layer2.1"),
+    (["train", "--device", "tpu"], "device='tpu' is not a device"),
+    (["search", "--device", "cuda:7"] if not __import__("torch").cuda.is_available() else ["search", "--device", "x"],
+     "device="),
+    (["probe", "--sources", "fractal", "bogus"], "unknown weight source 'bogus'"),
+    (["probe", "--arch", "vgg16"], "unknown architecture 'vgg16'"),
+    (["bench", "infer", "--arch", "resnet18", "vgg16"], "unknown architecture 'vgg16'"),
+    (["bench", "infer", "--arch", "resnet18", "--cuts", "layer9"], "unknown cut 'layer9'"),
+    (["bench", "train", "--arch", "resnet18", "--cut", "layer9"], "unknown cut 'layer9'"),
+    (["bench", "sweep", "--source", "bogus"], "unknown weight source 'bogus'"),
+    (["bench", "infer", "--out", "."], "--out . is a folder"),  # (and the default --arch is one name, not letters)
+    (["pretrain", "--arch", "vgg99"], "unknown torchvision architecture 'vgg99'"),
+    (["pretrain", "--register", "--weights-dir", __file__], "is a file"),
 ])
 def test_model_arguments_are_checked_before_data(argv, message, capsys, no_data):
     assert main(argv) == 2

@@ -18,6 +18,10 @@ from ttl.train.runs import load_run, run_params
 CFG = TrainConfig(epochs=1, batch_size=16, lr=3e-3, n_boot=0, progress=False, patience=0)
 
 
+def _losses(result):
+    return [(h["train_loss"], h["val_loss"], h["val_auroc"]) for h in result.history]
+
+
 def _train(folder):
     model = prepare("ttl", "resnet18", cut="layer1.0", source="scratch")
     params = run_params("ttl", "resnet18", "layer1.0", "scratch", 1.0, None, 2, "tiny")
@@ -183,3 +187,71 @@ def test_a_full_disk_while_writing_a_run_is_an_exit_2_naming_the_file(tmp_path, 
     err = capsys.readouterr().err
     assert code == 2 and f"No space left on device: '{out / 'checkpoint.pt'}'" in err and "Traceback" not in err
     assert not (out / "result.json").exists()
+
+
+@pytest.mark.parametrize("content, message", [
+    ("[]", r"not a finished run's result \(a JSON list\)"),
+    ("null", r"not a finished run's result \(a JSON NoneType\)"),
+    ("{}", r"no valid params_hash, metrics, history, best_epoch"),
+])
+def test_result_json_of_another_shape_is_retrained_or_named(tmp_path, capsys, content, message):
+    first = _train(tmp_path)
+    (tmp_path / "result.json").write_text(content)
+    assert main(["evaluate", str(tmp_path), "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert "result.json: records no model block" in err and "Traceback" not in err
+    with pytest.warns(UserWarning, match=message):
+        again = _train(tmp_path)
+    assert not again.reused and _losses(again) == _losses(first)
+
+
+def test_a_result_json_without_its_history_is_retrained(tmp_path):
+    import json
+
+    first = _train(tmp_path)
+    doc = json.loads((tmp_path / "result.json").read_text())
+    del doc["history"]
+    (tmp_path / "result.json").write_text(json.dumps(doc))
+    with pytest.warns(UserWarning, match="no valid history"):
+        assert _losses(_train(tmp_path)) == _losses(first)
+
+
+def test_weights_of_another_network_are_named_or_retrained(tmp_path, capsys):
+    first = _train(tmp_path)
+    other = prepare("ttl", "resnet18", cut="layer2.0", source="scratch").state_dict()
+    torch.save(other, tmp_path / "model.pt")
+    assert main(["evaluate", str(tmp_path), "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert "model.pt: weights of another network" in err and "Traceback" not in err
+    with pytest.warns(UserWarning, match=r"model.pt: weights of another network.*training the run again"):
+        again = _train(tmp_path)
+    assert not again.reused and _losses(again) == _losses(first)
+
+
+def test_a_checkpoint_missing_a_part_restarts_cleanly(tmp_path):
+    first = _train(tmp_path)
+    key = __import__("json").loads((tmp_path / "result.json").read_text())["params_hash"]
+    for name in ("result.json", "model.pt"):
+        (tmp_path / name).unlink()
+    torch.save({"params_hash": key, "epoch": 0}, tmp_path / "checkpoint.pt")
+    with pytest.warns(UserWarning, match=r"not a usable checkpoint of this run \(missing model, optimizer"):
+        again = _train(tmp_path)
+    assert again.history[0]["train_loss"] == first.history[0]["train_loss"]
+
+
+def test_a_run_file_that_cannot_be_read_is_an_error_not_a_retrain(tmp_path, monkeypatch):
+    import errno
+
+    _train(tmp_path)
+    real = torch.load
+
+    def denied(path, *args, **kwargs):
+        if str(path).endswith("model.pt"):
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "load", denied)
+    before = (tmp_path / "model.pt").read_bytes()
+    with pytest.raises(PermissionError, match="model.pt"):
+        _train(tmp_path)
+    assert (tmp_path / "model.pt").read_bytes() == before

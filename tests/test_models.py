@@ -147,3 +147,13 @@ def test_source_identity_names_the_weights_and_their_sha256(tmp_path, monkeypatc
     ckpt = source_identity(str(path), "resnet18")
     assert ckpt["sha256"] == sha256_file(path) and ckpt["name"] == "source.pt"
     assert source_identity("scratch", "resnet18")["sha256"] is None
+
+
+def test_builder_values_that_would_be_ignored_or_crash_are_refused():
+    from ttl.errors import ConfigError
+    from ttl.models import build
+
+    with pytest.raises(ConfigError, match="num_classes must be an integer >= 1, got 1.5"):
+        build("resnet18", "layer1.0", num_classes=1.5, source="scratch")
+    with pytest.raises(ConfigError, match="sha256 checks a checkpoint file; source 'scratch' is not one"):
+        build("resnet18", "layer1.0", source="scratch", sha256="abc")

@@ -230,3 +230,19 @@ def test_a_reloaded_run_scores_exactly_like_the_trained_model(strategy, cut, tmp
     _, trained_scores, _ = predict(res.model, test, TrainConfig(**CFG))
     _, reloaded_scores, _ = predict(reloaded, test, TrainConfig(**CFG))
     np.testing.assert_allclose(reloaded_scores, trained_scores, atol=1e-6)
+
+
+@pytest.mark.parametrize("field, value", [
+    ("lr", float("nan")), ("weight_decay", -1), ("weight_decay", float("nan")), ("patience", -1), ("image_size", 0),
+    ("image_size", 7), ("image_size", 32.5), ("seed", -1), ("seed", 2**70), ("n_boot", -5), ("epochs", 1.5),
+    ("augment", ("rotate",)),
+])
+def test_a_config_out_of_range_is_refused_when_made(field, value):
+    from ttl.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=f"{field}"):
+        TrainConfig(**{field: value})
+
+
+def test_configs_the_profiles_use_are_accepted():
+    TrainConfig(epochs=np.int64(3), lr=0.0003, image_size=64, seed=2**31, augment=("hflip", "vflip"), patience=0)

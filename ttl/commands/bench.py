@@ -13,7 +13,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "saved as JSON with provenance.")
     bsub = p.add_subparsers(dest="bench", metavar="BENCH", required=True)
     i = bsub.add_parser("infer", help="params, FLOPs, latency and throughput of every cut")
-    i.add_argument("--arch", default="resnet50", nargs="+", help="one or more architectures")
+    i.add_argument("--arch", default=["resnet50"], nargs="+", help="one or more architectures")
     i.add_argument("--cuts", nargs="*", default=None, help="cuts to measure (default: all)")
     i.add_argument("--size", type=image_size, default=224, help="input image size in pixels (default: 224)")
     i.add_argument("--latency-batch", type=positive_int, default=1, help="batch size of the latency timing (default: 1)")
@@ -62,6 +62,16 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print the result as JSON instead of a table")
 
 
+def _check(args: argparse.Namespace, archs: list[str], cuts: list[str | None], source: str | None = None) -> None:
+    """Architectures, cuts, source, device and --out checked before anything is measured."""
+    from ttl.commands.train import check_model_args, check_out_file
+
+    for arch in archs:
+        for cut in cuts or [None]:
+            check_model_args(arch, cut, source or "scratch", args.device)
+    check_out_file(args.out)
+
+
 def _save(args: argparse.Namespace, payload: dict, seconds: float) -> None:
     from ttl.provenance import write_result
 
@@ -75,6 +85,7 @@ def run_infer(args: argparse.Namespace) -> int:
     from ttl.cli import print_json
     from ttl.provenance import stopwatch
 
+    _check(args, args.arch, args.cuts or [])
     rows = []
     with stopwatch() as t:
         for arch in args.arch:
@@ -98,6 +109,7 @@ def run_train(args: argparse.Namespace) -> int:
     from ttl.cli import print_json
     from ttl.provenance import stopwatch
 
+    _check(args, [args.arch], [args.cut])
     with stopwatch() as t:
         res = bench_train(args.arch, args.cut, args.size, args.batch, args.device, args.amp,
                           not args.no_channels_last, args.compile, args.steps, args.warmup, args.repeats,
@@ -122,6 +134,10 @@ def run_sweep(args: argparse.Namespace) -> int:
     from ttl.cli import print_json
     from ttl.provenance import stopwatch
 
+    _check(args, [args.arch], [], args.source)
+    from ttl.data import load_manifest
+
+    load_manifest(args.dataset)  # an unknown dataset is named before any training
     with stopwatch() as t:
         res = bench_sweep(args.arch, args.dataset, args.source, args.epochs, args.batch, args.size,
                           args.n_per_class, args.contrast, tuple(args.seeds), args.device, args.runs)

@@ -62,7 +62,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     au.add_argument("--size", type=image_size, default=64, help="image size in pixels (default 64)")
     au.add_argument("--contrast", type=phantom_contrast, default=1.0, help="lesion conspicuity (1 = calibrated default)")
     au.add_argument("--seed", type=nonnegative_int, default=0, help="generator seed (default 0)")
-    au.add_argument("--n-boot", type=nonnegative_int, default=500, help="bootstrap resamples of each CI (default 500)")
+    au.add_argument("--n-boot", type=positive_int, default=500, help="bootstrap resamples of each CI (default 500)")
     au.add_argument("--json", action="store_true", help="print JSON rows instead of a table")
     au.set_defaults(func=run_audit)
 

@@ -17,7 +17,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("run", help="run folder holding result.json and model.pt")
     add_data_args(p)
     p.set_defaults(dataset=None)
-    p.add_argument("--split", default="test")
+    p.add_argument("--split", default="test", choices=("train", "val", "test"))
     p.add_argument("--device", default="auto")
     p.add_argument("--n-boot", type=nonnegative_int, default=1000)
     p.add_argument("--json", action="store_true")
@@ -30,8 +30,10 @@ def run(args: argparse.Namespace) -> int:
     from ttl.data import load
     from ttl.train import TrainConfig, evaluate
 
+    from ttl.train.loop import resolve_device
     from ttl.train.runs import load_run
 
+    resolve_device(args.device)  # a typo is named before the run and the data are read
     model, params = load_run(args.run)
     data_params = params.get("data", {})
     recorded = data_params.get("dataset")

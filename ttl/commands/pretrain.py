@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from ttl.errors import TTLError
 from ttl.commands.argtypes import image_size, nonnegative_float, nonnegative_int, positive_float, positive_int
@@ -43,10 +44,24 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print the manifest entry as JSON")
 
 
+def _check(args: argparse.Namespace) -> None:
+    """An unknown architecture or a --weights-dir that is a file, refused before the pre-training."""
+    from torchvision.models import list_models
+
+    from ttl.errors import ConfigError
+
+    if args.arch not in list_models():
+        raise ConfigError(f"unknown torchvision architecture {args.arch!r} (see torchvision.models.list_models())")
+    if args.register and args.weights_dir is not None and Path(args.weights_dir).exists() \
+            and not Path(args.weights_dir).is_dir():
+        raise ConfigError(f"--weights-dir {args.weights_dir} is a file: give the folder of the weights manifest")
+
+
 def run(args: argparse.Namespace) -> int:
     """Handler: pre-train, optionally register; returns the exit code."""
     from ttl.pretrain.train import pretrain, register_weights
 
+    _check(args)
     entry = pretrain(
         arch=args.arch, n_classes=args.classes, images_per_class=args.images_per_class,
         size=args.size, epochs=args.epochs, batch_size=args.batch, lr=args.lr,

@@ -32,6 +32,11 @@ def run(args: argparse.Namespace) -> int:
     from ttl.experiments import probe_sources
     from ttl.provenance import stopwatch, write_result
 
+    from ttl.commands.train import check_model_args, check_out_file
+
+    for source in args.sources:  # every name checked before the data are made
+        check_model_args(args.arch, None, source, args.device)
+    check_out_file(args.out)
     data = load_splits(args, ("train", "test"))
     with stopwatch() as t:
         df = probe_sources(args.arch, args.sources, data["train"], data["test"], image_size=args.size,

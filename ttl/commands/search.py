@@ -11,7 +11,14 @@ from ttl.commands.argtypes import image_size, nonnegative_int, positive_float, p
 
 
 def _neighbourhood(text: str) -> str | int:
-    return int(text) if text.lstrip("-").isdigit() else text
+    """'stage', 'adjacent' or a radius >= 0, checked when parsed (not after stage 1's trainings)."""
+    from ttl.search import NEIGHBOURHOODS
+
+    if text.isdigit():
+        return int(text)
+    if text in NEIGHBOURHOODS:
+        return text
+    raise argparse.ArgumentTypeError(f"must be {' or '.join(NEIGHBOURHOODS)} or an integer radius >= 0, got {text!r}")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -54,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
     from ttl.search import compare, exhaustive, hierarchical
     from ttl.train import TrainConfig
 
-    check_model_args(args.arch, None, args.source)
+    check_model_args(args.arch, None, args.source, args.device)
     data = load_splits(args)
     cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch, lr=args.lr, patience=args.patience,
                       image_size=args.size, device=args.device, n_boot=args.n_boot)

@@ -40,17 +40,32 @@ def epoch_logger(epochs: int) -> Callable[[int, dict[str, float]], None]:
     return log
 
 
-def check_model_args(arch: str, cut: str | None, source: str) -> None:
-    """Fail fast (a ConfigError) on an unknown architecture, cut or source, before any data work."""
+def check_model_args(arch: str, cut: str | None, source: str, device: str | None = None) -> None:
+    """Fail fast (a ConfigError) on an unknown architecture, cut, source (an ImageNet version too) or
+    device, before any data work."""
     from ttl.errors import ConfigError
     from ttl.models.cuts import cut_info
-    from ttl.models.sources import available_sources, split_source
+    from ttl.models.sources import available_sources, imagenet_variant, split_source
 
     cut_info(arch, cut)
-    name, _ = split_source(source)
+    name, variant = split_source(source)
     if name not in available_sources() and not Path(source).is_file():
         raise ConfigError(f"unknown weight source {source!r}: use one of {', '.join(available_sources())}, "
                           f"'imagenet:NAME', or the path of an existing checkpoint file")
+    if name == "imagenet":
+        imagenet_variant(arch, variant)  # an unknown version (imagenet:NOPE) is named now, not after the data
+    if device is not None:
+        from ttl.train.loop import resolve_device
+
+        resolve_device(device)
+
+
+def check_out_file(out: str | None) -> None:
+    """A ConfigError when an output *file* option names an existing folder (found before the work)."""
+    from ttl.errors import ConfigError
+
+    if out is not None and Path(out).is_dir():
+        raise ConfigError(f"--out {out} is a folder: give the path of the JSON file to write")
 
 
 def check_strategy_options(args: argparse.Namespace) -> None:
@@ -63,6 +78,15 @@ def check_strategy_options(args: argparse.Namespace) -> None:
         raise ConfigError("--width and --slim-from apply to --strategy transfusion only")
     if args.strategy in ("lwft", "transfusion") and args.cut is None:
         raise ConfigError(f"--strategy {args.strategy} needs --cut (the last block it freezes or reuses)")
+    if args.slim_from is not None:
+        from ttl.models.cuts import cut_info
+
+        try:
+            slim = cut_info(args.arch, args.slim_from)
+        except ConfigError as exc:
+            raise ConfigError(f"--slim-from: {exc}") from None
+        if slim.index <= cut_info(args.arch, args.cut).index:
+            raise ConfigError(f"--slim-from {args.slim_from} must come after the cut {args.cut}")
 
 
 def source_label(source: str) -> str:
@@ -118,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
     from ttl.train import TrainConfig, fit
     from ttl.train.runs import run_params
 
-    check_model_args(args.arch, args.cut, args.source)
+    check_model_args(args.arch, args.cut, args.source, args.device)
     check_strategy_options(args)
     width = 0.5 if args.width is None else args.width  # recorded for every strategy (part of the run key)
     data = load_splits(args)

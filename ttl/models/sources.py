@@ -206,6 +206,9 @@ def load_checkpoint(path: str | os.PathLike, sha256: str | None = None) -> State
 def source_state_dict(source: str | os.PathLike, arch: str, sha256: str | None = None) -> StateDict | None:
     """The state dict of ``source`` for ``arch`` (``None`` for scratch)."""
     name, variant = split_source(source)
+    if name in _LOADERS and sha256 is not None:
+        raise ConfigError(f"sha256 checks a checkpoint file; source {str(source)!r} is not one (the shipped "
+                          "'fractal' weights are checked against weights/manifest.json)")
     if name in _LOADERS:
         if variant is None:
             return _LOADERS[name](arch)

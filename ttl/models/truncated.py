@@ -8,7 +8,7 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
-from ttl.errors import WeightsUnavailableError
+from ttl.errors import ConfigError, WeightsUnavailableError
 from ttl.models.cuts import CutInfo, cut_info, empty_model, family, feature_info
 from ttl.models.sources import bn_eps, normalization, source_state_dict
 
@@ -151,6 +151,8 @@ def build(arch: str, cut: str | int | None = None, num_classes: int = 2,
     ``seed`` makes the random parts (head, scratch weights) reproducible.
     """
     info = cut_info(arch, cut)
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+        raise ConfigError(f"num_classes must be an integer >= 1, got {num_classes!r}")
     if seed is not None:
         torch.manual_seed(seed)
     full = empty_model(arch)

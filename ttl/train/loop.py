@@ -19,7 +19,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from ttl.errors import ConfigError, DataError, TrainingDivergedError
+from ttl.errors import ConfigError, TrainingDivergedError
 from ttl.metrics import compute_metrics, scores_from_logits
 from ttl.provenance import (atomic_torch_save, atomic_write, atomic_write_json, params_hash, read_json,
                             remove_orphan_temps, write_result)
@@ -27,6 +27,7 @@ from ttl.seeding import seed_everything
 from ttl.train.batches import DeviceBatches, Preprocess
 from ttl.train.inputs import check_fit_inputs, input_pipeline, resolve_normalisation
 from ttl.train.lock import run_lock
+from ttl.train.resume import finished, finished_weights, read_checkpoint, recorded_input, restore
 
 
 @dataclass
@@ -57,8 +58,40 @@ class TrainConfig:
             raise ConfigError(f"schedule must be cosine, plateau or constant, not {self.schedule!r}")
         if self.amp not in ("auto", "bf16", "fp16", "off"):
             raise ConfigError(f"amp must be auto, bf16, fp16 or off, not {self.amp!r}")
-        if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
-            raise ConfigError("epochs and batch_size must be >= 1 and lr > 0")
+        check_config_numbers(self)
+        if self.augment not in (None, True, False):
+            from ttl.train.batches import AUGMENTATIONS
+
+            unknown = [a for a in self.augment if a not in AUGMENTATIONS] if isinstance(self.augment, (list, tuple)) \
+                else [self.augment]
+            if unknown:
+                raise ConfigError(f"augment must be None, True, False or names from {list(AUGMENTATIONS)}, "
+                                  f"got {unknown}")
+
+
+def check_config_numbers(cfg: TrainConfig) -> None:
+    """A ConfigError naming the first field of ``cfg`` outside its range (the CLI's rules)."""
+    from ttl.commands.argtypes import MAX_IMAGE_SIZE, MIN_IMAGE_SIZE
+
+    def integer(value: Any) -> bool:
+        return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+    def number(value: Any) -> bool:
+        return isinstance(value, (int, float, np.number)) and not isinstance(value, bool) and math.isfinite(value)
+
+    rules = [("epochs", integer(cfg.epochs) and cfg.epochs >= 1, "an integer >= 1"),
+             ("batch_size", integer(cfg.batch_size) and cfg.batch_size >= 1, "an integer >= 1"),
+             ("lr", number(cfg.lr) and cfg.lr > 0, "a finite number > 0"),
+             ("weight_decay", number(cfg.weight_decay) and cfg.weight_decay >= 0, "a finite number >= 0"),
+             ("patience", integer(cfg.patience) and cfg.patience >= 0, "an integer >= 0 (0: no early stopping)"),
+             ("image_size", cfg.image_size is None or (integer(cfg.image_size)
+                                                       and MIN_IMAGE_SIZE <= cfg.image_size <= MAX_IMAGE_SIZE),
+              f"None or an integer in [{MIN_IMAGE_SIZE}, {MAX_IMAGE_SIZE}]"),
+             ("seed", integer(cfg.seed) and 0 <= cfg.seed < 2**63, "an integer in [0, 2**63)"),
+             ("n_boot", integer(cfg.n_boot) and cfg.n_boot >= 0, "an integer >= 0")]
+    for name, ok, rule in rules:
+        if not ok:
+            raise ConfigError(f"TrainConfig.{name} must be {rule}, got {getattr(cfg, name)!r}")
 
 
 # TrainConfig fields that do not change the trained model: how it runs (device, progress bar,
@@ -225,37 +258,6 @@ def _count_params(model: nn.Module) -> dict[str, int]:
             "trainable_params": sum(p.numel() for p in model.parameters() if p.requires_grad)}
 
 
-def _finished(out: Path) -> dict[str, Any] | None:
-    """The run folder's result.json, or None when absent or unreadable (then the run trains again)."""
-    if not (out / "result.json").exists():
-        return None
-    try:
-        return read_json(out / "result.json")
-    except DataError as e:
-        warnings.warn(f"{e}: training the run again", stacklevel=3)
-        return None
-
-
-def _read_weights(path: Path) -> dict[str, torch.Tensor] | None:
-    """A finished run's model.pt, or None when absent or unreadable (then the run trains again)."""
-    if not path.exists():
-        return None
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # truncated or corrupt: torch raises RuntimeError, EOFError, UnpicklingError...
-        warnings.warn(f"{path}: unreadable ({type(e).__name__}: {e}); training the run again", stacklevel=3)
-        return None
-
-
-def _read_checkpoint(path: Path) -> dict[str, Any] | None:
-    """The last epoch's checkpoint, or None when unreadable (then the run starts from epoch 0)."""
-    try:
-        return torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as e:  # a corrupt checkpoint (atomic writes make this rare): start over
-        warnings.warn(f"{path}: unreadable ({type(e).__name__}: {e}); training from the first epoch", stacklevel=3)
-        return None
-
-
 def fit(model: nn.Module, train: Any, val: Any, cfg: TrainConfig | None = None,
         out_dir: str | Path | None = None, test: Any = None, params: dict[str, Any] | None = None,
         on_epoch_end: Callable[[int, dict[str, float]], None] | None = None) -> FitResult:
@@ -289,12 +291,12 @@ def _fit(model: nn.Module, train: Any, val: Any, cfg: TrainConfig | None, out_di
     record = {**keyed, "train": {**asdict(cfg), "device": str(device)}, "input": feed,
               "data_files": {"train": data_files(train), "val": data_files(val)}}
     out = Path(out_dir) if out_dir is not None else None
-    done = _finished(out) if out is not None else None
+    done = finished(out) if out is not None else None
     if done is not None:
-        state = _read_weights(out / "model.pt") if done.get("params_hash") == key else None
+        state = finished_weights(out / "model.pt", model) if done.get("params_hash") == key else None
         if state is not None:
             model.load_state_dict(state)
-            model.input_normalisation = (done.get("provenance") or {}).get("params", {}).get("input") or feed
+            model.input_normalisation = recorded_input(done) or feed
             metrics = dict(done["metrics"])
             if test is not None:  # e.g. a search trial, now reported: scored beside, result.json untouched
                 metrics["test"] = _test_metrics(model, test, cfg, device, out)
@@ -328,17 +330,16 @@ def _fit(model: nn.Module, train: Any, val: Any, cfg: TrainConfig | None, out_di
     best = {"auroc": -math.inf, "epoch": -1, "state": None}
     start_epoch, bad_epochs, elapsed = 0, 0, 0.0
     ckpt_path = out / "checkpoint.pt" if out is not None else None
-    ckpt = _read_checkpoint(ckpt_path) if ckpt_path is not None and ckpt_path.exists() else None
+    ckpt = read_checkpoint(ckpt_path) if ckpt_path is not None and ckpt_path.exists() else None
     threads = [{"from_epoch": 0, "threads": torch.get_num_threads()}]
-    if ckpt is not None:
-        if ckpt.get("params_hash") == key:
-            model.load_state_dict(ckpt["model"])
-            opt.load_state_dict(ckpt["optimizer"])
-            if sched is not None and ckpt.get("scheduler") is not None:
-                sched.load_state_dict(ckpt["scheduler"])
+    if isinstance(ckpt, dict) and ckpt.get("params_hash") == key:
+        if restore(ckpt, ckpt_path, model, opt, sched):
             history, best, bad_epochs = ckpt["history"], ckpt["best"], ckpt["bad_epochs"]
             start_epoch, elapsed = ckpt["epoch"] + 1, ckpt["elapsed"]
             threads = _resumed_threads(ckpt.get("torch_threads"), start_epoch, device, out)
+        else:  # the optimizer may have taken part of it: start both afresh
+            opt = make_optimizer(trainable, cfg.lr, cfg.weight_decay, device)
+            sched = _make_scheduler(opt, cfg, len(batches))
 
     bar = tqdm(range(start_epoch, cfg.epochs), initial=start_epoch, total=cfg.epochs, desc="epochs",
                disable=None if cfg.progress is None else not cfg.progress, leave=False)

@@ -33,14 +33,18 @@ def load_run(run_dir: str | Path) -> tuple[torch.nn.Module, dict[str, Any]]:
     from ttl.models.truncated import set_bn_eps
     from ttl.strategies import prepare
     from ttl.train.inputs import source_feed
+    from ttl.train.resume import state_mismatch
 
     run_dir = Path(run_dir)
     if not (run_dir / "result.json").exists() or not (run_dir / "model.pt").exists():
         raise DataError(f"{run_dir} is not a finished run folder (needs result.json and model.pt)")
-    params = read_json(run_dir / "result.json")["provenance"]["params"]
-    spec = params.get("model")
-    if not spec:
-        raise DataError(f"{run_dir / 'result.json'} records no model block: cannot rebuild the model")
+    doc = read_json(run_dir / "result.json")
+    prov = doc.get("provenance") if isinstance(doc, dict) else None
+    params = prov.get("params") if isinstance(prov, dict) else None
+    spec = params.get("model") if isinstance(params, dict) else None
+    if not isinstance(spec, dict) or any(k not in spec for k in ("strategy", "arch", "cut", "source", "num_classes")):
+        raise DataError(f"{run_dir / 'result.json'}: records no model block (provenance.params.model with strategy, "
+                        "arch, cut, source, num_classes): cannot rebuild the model; rerun the training command")
     model = prepare(spec["strategy"], spec["arch"], cut=spec["cut"], num_classes=spec["num_classes"],
                     source="scratch", width=spec.get("width", 1.0), slim_from=spec.get("slim_from"))
     # the source whose preprocessing the training used: a scratch model was built (and normalised) as
@@ -54,6 +58,10 @@ def load_run(run_dir: str | Path) -> tuple[torch.nn.Module, dict[str, Any]]:
     except Exception as e:  # truncated or corrupt
         raise DataError(f"{run_dir / 'model.pt'}: unreadable weights ({type(e).__name__}: {e}); rerun the "
                         "training command to rebuild the run") from e
+    why = state_mismatch(model, state)
+    if why:
+        raise DataError(f"{run_dir / 'model.pt'}: {why}, not of the network {run_dir / 'result.json'} records; "
+                        "rerun the training command to rebuild the run")
     model.load_state_dict(state)
     # what training fed the network; runs recorded before the manifest's choice was honoured all
     # used the source's statistics and grey repeated to RGB
