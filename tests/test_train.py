@@ -246,3 +246,13 @@ def test_a_config_out_of_range_is_refused_when_made(field, value):
 
 def test_configs_the_profiles_use_are_accepted():
     TrainConfig(epochs=np.int64(3), lr=0.0003, image_size=64, seed=2**31, augment=("hflip", "vflip"), patience=0)
+
+
+def test_a_run_trained_again_in_its_folder_never_reads_the_old_models_scores(tmp_path):
+    train, val, test = _data()
+    fit(_model(), train, val, TrainConfig(**CFG), out_dir=tmp_path, test=test)  # seed 0: scores cached
+    assert any((tmp_path / "predictions").iterdir())
+    alone = fit(_model(seed=1), train, val, TrainConfig(**{**CFG, "seed": 1}), test=test)
+    with pytest.warns(UserWarning, match="made with other parameters"):
+        replaced = fit(_model(seed=1), train, val, TrainConfig(**{**CFG, "seed": 1}), out_dir=tmp_path, test=test)
+    assert replaced.metrics["test"] == alone.metrics["test"]

@@ -401,6 +401,7 @@ def _fit(model: nn.Module, train: Any, val: Any, cfg: TrainConfig | None, out_di
     model.load_state_dict(best["state"])
     metrics = {"val": evaluate(model, val, cfg, device)}
     if out is not None:
+        drop_scores(out)  # scores a replaced model left would be read back as this model's
         atomic_torch_save(out / "model.pt", {k: v.cpu() for k, v in model.state_dict().items()})
     if test is not None:
         metrics["test"] = _test_metrics(model, test, cfg, device, out)
@@ -443,6 +444,19 @@ def _resumed_threads(earlier: list[dict[str, Any]] | None, start_epoch: int, dev
 def _weights_finite(model: nn.Module) -> bool:
     """True when every floating parameter is finite (one reduction per tensor, once per epoch)."""
     return all(bool(torch.isfinite(p).all()) for p in model.parameters() if p.is_floating_point())
+
+
+SCORE_DIRS = ("predictions", "evaluations")
+
+
+def drop_scores(run_dir: Path) -> None:
+    """Delete a run folder's cached scores (``predictions/``, ``evaluations/``): they belong to the
+    model.pt they were computed with, and a newly trained model replaces it."""
+    import shutil
+
+    for name in SCORE_DIRS:
+        if (run_dir / name).is_dir():
+            shutil.rmtree(run_dir / name)
 
 
 def predictions_path(run_dir: str | Path, dataset: Any) -> Path:
