@@ -59,8 +59,8 @@ def test_list(capsys):
 def test_errors_are_ttl_errors(tmp_path):
     with pytest.raises(TTLError, match="pass root="):
         _run(["data", "show", "chexpert"])
-    with pytest.raises(TTLError, match="unknown override"):
-        _run(["data", "show", "shenzhen-cxr", "--root", str(tmp_path), "--n-per-class", "3"])
+    with pytest.raises(TTLError, match="unknown override"):  # contrast is a phantom option
+        _run(["data", "show", "shenzhen-cxr", "--root", str(tmp_path), "--contrast", "2"])
 
 
 def test_cli_main_exit_code_2(capsys):
