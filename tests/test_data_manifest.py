@@ -100,18 +100,29 @@ def test_unknown_name_lists_known_ones():
         load_manifest("no-such-set")
 
 
-def test_manifest_folder_comes_from_TTL_MANIFEST_DIR_with_a_clear_error_when_missing(tmp_path):
+def test_TTL_MANIFEST_DIR_adds_folders_searched_before_the_shipped_ones(tmp_path):
+    """A user's folders (os.pathsep list) add to the shipped manifests, win on a shared name, and
+    a folder that does not exist is an error rather than silently ignored."""
     import subprocess
     import sys
 
-    (tmp_path / "mine.yaml").write_text((MANIFEST_DIR / "phantom-low.yaml").read_text().replace(
+    mine, other = tmp_path / "mine", tmp_path / "other"
+    mine.mkdir(), other.mkdir()
+    (mine / "mine.yaml").write_text((MANIFEST_DIR / "phantom-low.yaml").read_text().replace(
         "name: phantom-low", "name: mine"))
+    # a user copy of a shipped name, with another description: the user's copy is the one loaded
+    (other / "phantom-low.yaml").write_text((MANIFEST_DIR / "phantom-low.yaml").read_text().replace(
+        "name: phantom-low", "name: phantom-low-user-copy"))
     code = ("from ttl.data.manifest import list_datasets, load_manifest\n"
-            "print(list_datasets())\n"
-            "try:\n    load_manifest('phantom-low')\nexcept Exception as e:\n    print(e)\n")
-    env = {**os.environ, "TTL_MANIFEST_DIR": str(tmp_path)}
+            "names = list_datasets(); print('mine' in names, 'phantom-mid' in names, 'phantom-low' in names)\n"
+            "print(load_manifest('phantom-low').name, load_manifest('mine').name, load_manifest('phantom-mid').name)\n"
+            "try:\n    load_manifest('no-such-set')\nexcept Exception as e:\n    print(e)\n")
+    env = {**os.environ, "TTL_MANIFEST_DIR": os.pathsep.join([str(mine), str(other)])}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
-    assert "['mine']" in out and "unknown dataset 'phantom-low'" in out and "known datasets: mine" in out
+    lines = out.splitlines()
+    assert lines[0] == "True True True"
+    assert lines[1] == "phantom-low-user-copy mine phantom-mid"
+    assert "unknown dataset 'no-such-set'" in lines[2] and str(mine) in lines[2] and "phantom-mid" in lines[2]
     env["TTL_MANIFEST_DIR"] = str(tmp_path / "absent")
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
-    assert "does not exist" in out and "TTL_MANIFEST_DIR" in out
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.returncode != 0 and "does not exist" in out.stderr and "TTL_MANIFEST_DIR" in out.stderr

@@ -45,11 +45,16 @@ import yaml
 
 from ttl.errors import ConfigError, TTLError
 from ttl.processes import pid_alive
+from ttl.resources import in_checkout, shipped_root, work_root
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+# SOURCE_ROOT holds the book's sources (_config.yml, _toc.yml, book/, notebooks/, profiles/): the
+# repository, or an installed wheel's copy (ttl.resources). WORK_ROOT is where the book's outputs go
+# by default and what recorded paths are relative to: the repository, or the current directory.
+SOURCE_ROOT = shipped_root()
+WORK_ROOT = work_root()
 PACKAGE_DIR = Path(__file__).resolve().parent
-PROFILES_DIR = REPO_ROOT / "profiles"
-NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
+PROFILES_DIR = SOURCE_ROOT / "profiles"
+NOTEBOOKS_DIR = SOURCE_ROOT / "notebooks"
 EXECUTED_SUBDIR = Path("book") / "executed"  # where the toc expects executed notebooks
 COMMITTED_PROFILE = "cpu"  # the profile of the committed book (book/executed, results/cpu)
 METADATA_KEY = "ttl_book"
@@ -439,12 +444,13 @@ class BookRun:
 
 
 def is_committed(profile: Profile) -> bool:
-    """True for the shipped profile whose executed notebooks and results are the committed book."""
-    return (profile.name == COMMITTED_PROFILE and profile.path is not None
+    """True for the shipped profile whose executed notebooks and results are the committed book
+    (only in a source checkout: an installed package writes every profile under ``_build/``)."""
+    return (in_checkout() and profile.name == COMMITTED_PROFILE and profile.path is not None
             and Path(profile.path).resolve() == (PROFILES_DIR / f"{COMMITTED_PROFILE}.yaml").resolve())
 
 
-def default_executed_dir(profile: Profile | None = None, root: Path = REPO_ROOT) -> Path:
+def default_executed_dir(profile: Profile | None = None, root: Path = WORK_ROOT) -> Path:
     """``book/executed`` for the committed profile; ``_build/<profile>/executed`` for any other, so a
     copied or teaching profile never overwrites the committed chapters."""
     if profile is None or is_committed(profile):
@@ -452,14 +458,14 @@ def default_executed_dir(profile: Profile | None = None, root: Path = REPO_ROOT)
     return Path(root) / "_build" / profile.name / "executed"
 
 
-def default_results_dir(profile: Profile, root: Path = REPO_ROOT) -> Path:
+def default_results_dir(profile: Profile, root: Path = WORK_ROOT) -> Path:
     """``results/<profile>`` for the committed profile; ``_build/<profile>/results`` for any other."""
     if is_committed(profile):
         return Path(root) / "results" / profile.name
     return Path(root) / "_build" / profile.name / "results"
 
 
-def default_build_dir(profile: Profile, root: Path = REPO_ROOT) -> Path:
+def default_build_dir(profile: Profile, root: Path = WORK_ROOT) -> Path:
     """Where the HTML goes (``<dir>/_build/html``): the root for the committed profile, else ``_build/<profile>``."""
     return Path(root) if is_committed(profile) else Path(root) / "_build" / profile.name
 
@@ -475,7 +481,7 @@ def _write_record(path: Path, profile: Profile, runs: Sequence[NotebookRun], par
 
 def execute_profile(profile: Profile, *, only: Sequence[str] | None = None, force: bool = False,
                     executed_dir: Path | None = None, results_dir: Path | None = None,
-                    notebooks_dir: Path = NOTEBOOKS_DIR, root: Path = REPO_ROOT,
+                    notebooks_dir: Path = NOTEBOOKS_DIR, root: Path = WORK_ROOT,
                     code_dir: Path = PACKAGE_DIR, progress: bool = True, log: Any = None,
                     runs_dir: Path | None = None) -> BookRun:
     """Execute (or reuse) the profile's notebooks in order; write ``<results>/book_run.json``.
@@ -577,6 +583,13 @@ def book_toc(template: Mapping[str, Any], chapters: Sequence[str],
     return toc
 
 
+def book_sources(root: Path) -> Path:
+    """The folder whose ``_config.yml``, ``_toc.yml``, ``book/`` and ``notebooks/`` make the book:
+    ``root`` when it holds them (the repository, a test's copy), else the shipped sources."""
+    root = Path(root)
+    return root if (root / "_config.yml").is_file() and (root / "_toc.yml").is_file() else SOURCE_ROOT
+
+
 def stage_book(root: Path, stage: Path, executed_dir: Path, chapters: Sequence[str],
                profile: Profile | None = None, results_dir: Path | None = None) -> Path:
     """Copy ``_config.yml``, the book's sources and the executed notebooks into ``stage`` with a
@@ -585,7 +598,7 @@ def stage_book(root: Path, stage: Path, executed_dir: Path, chapters: Sequence[s
     Each notebook's default ``parameters`` cell is hidden (:func:`tag_parameter_cells`). With
     ``profile`` and ``results_dir``, the generated page parts (verdicts, key figure, sources) are
     written and the run's facts become MyST substitutions (:mod:`ttl.book_pages`)."""
-    root, stage = Path(root), Path(stage)
+    root, stage = book_sources(Path(root)), Path(stage)
     for required in ("_config.yml", "_toc.yml"):
         if not (root / required).is_file():
             raise BookError(f"{root / required} not found: the book needs it")
@@ -694,7 +707,7 @@ def jupyter_book_command() -> list[str]:
 
 
 def build_html(chapters: Sequence[str], executed_dir: Path, build_dir: Path | None = None,
-               root: Path = REPO_ROOT, log: Any = None, profile: Profile | None = None,
+               root: Path = WORK_ROOT, log: Any = None, profile: Profile | None = None,
                results_dir: Path | None = None) -> Path:
     """Build the HTML book (strict) into ``<build_dir>/_build/html``; return that folder.
 
@@ -734,7 +747,7 @@ def build_html(chapters: Sequence[str], executed_dir: Path, build_dir: Path | No
 
 def run_book(profile: Profile | str | os.PathLike, *, only: Sequence[str] | None = None,
              force: bool = False, executed_dir: Path | None = None, results_dir: Path | None = None,
-             build: bool = True, build_dir: Path | None = None, root: Path = REPO_ROOT,
+             build: bool = True, build_dir: Path | None = None, root: Path = WORK_ROOT,
              notebooks_dir: Path | None = None, progress: bool = True, log: Any = None,
              runs_dir: Path | None = None) -> BookRun:
     """Execute the profile's notebooks, then (with ``build``) build the HTML book."""
@@ -745,7 +758,7 @@ def run_book(profile: Profile | str | os.PathLike, *, only: Sequence[str] | None
     build_dir = Path(build_dir) if build_dir is not None else default_build_dir(profile, root)
     start = time.perf_counter()
     result = execute_profile(profile, only=only, force=force, executed_dir=executed_dir,
-                             results_dir=results_dir, notebooks_dir=notebooks_dir or root / "notebooks",
+                             results_dir=results_dir, notebooks_dir=notebooks_dir or book_sources(root) / "notebooks",
                              root=root, progress=progress, log=log, runs_dir=runs_dir)
     if build:
         t0 = time.perf_counter()

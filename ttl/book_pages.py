@@ -21,8 +21,10 @@ from typing import Any
 import pandas as pd
 
 from ttl.experiments.figures import describe_hardware, table_markdown
+from ttl.resources import in_checkout, shipped_root, work_root
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+SOURCE_ROOT = shipped_root()
+
 GENERATED = Path("book") / "_generated"
 KEY_FIGURE = ("02_feature_transferability", "finetune_curves.png")
 FRACTAL_CACHE = Path("results") / "sources" / "fractal_examples.png"
@@ -271,7 +273,7 @@ def source_weights(manifest: Path) -> str:
 
 
 def write_generated(stage: Path, results: Path, profile: str, chapters: Sequence[str],
-                    profile_hardware: str = "", root: Path = REPO_ROOT) -> dict[str, str]:
+                    profile_hardware: str = "", root: Path = SOURCE_ROOT) -> dict[str, str]:
     """Write the generated page parts under ``stage/book/_generated``; return the substitutions."""
     out = Path(stage) / GENERATED
     out.mkdir(parents=True, exist_ok=True)
@@ -280,7 +282,9 @@ def write_generated(stage: Path, results: Path, profile: str, chapters: Sequence
         table_markdown(verdict_table(results, profile), "verdicts",
                        f"The paper's claims and what this build (profile `{profile}`) found."))
     (out / "key_figure.md").write_text(key_figure(results, out, chapters, facts))
-    shutil.copy2(fractal_examples(Path(root) / FRACTAL_CACHE), out / "fractals.png")
+    cached = Path(root) / FRACTAL_CACHE  # shipped; rendered into the work folder if absent
+    shutil.copy2(fractal_examples(cached if cached.is_file() or in_checkout() else work_root() / FRACTAL_CACHE),
+                 out / "fractals.png")
     (out / "source_weights.md").write_text(source_weights(Path(root) / "weights" / "manifest.json"))
     return facts
 

@@ -131,8 +131,16 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
 
 
 def git_commit(repo: str | os.PathLike | None = None) -> dict[str, Any]:
-    """The current commit and whether the tree has uncommitted changes (None outside git)."""
-    cwd = Path(repo) if repo else Path(__file__).resolve().parent.parent
+    """The current commit and whether the tree has uncommitted changes (None outside git).
+
+    An installed package (no source checkout) has no commit: its version is in the package
+    versions; the git repository a user's environment happens to live in is not asked."""
+    from ttl.resources import CHECKOUT_DIR, in_checkout
+
+    if repo is None and not in_checkout():
+        return {"commit": os.environ.get("TTL_GIT_COMMIT"), "dirty": None,
+                "source": "TTL_GIT_COMMIT" if os.environ.get("TTL_GIT_COMMIT") else "installed package"}
+    cwd = Path(repo) if repo else CHECKOUT_DIR
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True,
                              text=True, timeout=10, check=True).stdout.strip()

@@ -39,7 +39,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-amp", action="store_true", help="no bf16 autocast on CUDA")
     p.add_argument("--register", action="store_true",
                    help="copy the exported backbone into weights/ and add it to weights/manifest.json")
-    p.add_argument("--weights-dir", default=None, help="where --register writes (default weights/)")
+    p.add_argument("--weights-dir", default=None, help="where --register writes (default $TTL_WEIGHTS_DIR, else the repository's weights/)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--json", action="store_true", help="print the manifest entry as JSON")
 
@@ -55,6 +55,10 @@ def _check(args: argparse.Namespace) -> None:
     if args.register and args.weights_dir is not None and Path(args.weights_dir).exists() \
             and not Path(args.weights_dir).is_dir():
         raise ConfigError(f"--weights-dir {args.weights_dir} is a file: give the folder of the weights manifest")
+    if args.register and args.weights_dir is None:
+        from ttl.pretrain.train import default_weights_dir
+
+        default_weights_dir()  # an installed package has no writable default: say so before training
 
 
 def run(args: argparse.Namespace) -> int:

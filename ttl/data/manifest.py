@@ -21,11 +21,12 @@ from pathlib import Path
 from typing import Any
 
 from ttl.errors import DataError
+from ttl.resources import shipped, user_dirs
 
-# The repository's data_manifests/ (the package is installed editable from the repository);
-# TTL_MANIFEST_DIR points elsewhere, e.g. for a non-editable install or a private set of manifests.
-MANIFEST_DIR = Path(os.environ.get("TTL_MANIFEST_DIR")
-                    or Path(__file__).resolve().parent.parent.parent / "data_manifests")
+# The shipped manifests (the repository's data_manifests/, or the wheel's copy); the folders listed
+# in TTL_MANIFEST_DIR (os.pathsep-separated) are searched first, so a user's manifests add to them.
+MANIFEST_DIR = shipped("data_manifests")
+MANIFEST_ENV = "TTL_MANIFEST_DIR"
 TASKS = ("binary", "multiclass", "multilabel")
 KINDS = ("folder", "medmnist", "idx", "phantom")
 SPLIT_RULES = ("random", "column", "file", "per_file", "path", "official", "generated")
@@ -342,10 +343,37 @@ def _yaml_load(path: Path) -> Any:
         raise DataError(f"{path}: not valid YAML: {e}") from e
 
 
+def manifest_dirs() -> list[Path]:
+    """The folders searched for a manifest by name: ``$TTL_MANIFEST_DIR``'s, then the shipped one.
+
+    A folder named in the variable that does not exist is an error (a typo would otherwise hide
+    the user's manifests behind the shipped ones)."""
+    users = user_dirs(MANIFEST_ENV)
+    for d in users:
+        if not d.is_dir():
+            raise DataError(f"{MANIFEST_ENV} names {d}, which does not exist or is not a folder "
+                            f"({MANIFEST_ENV}={os.environ.get(MANIFEST_ENV)!r}; separate folders with "
+                            f"{os.pathsep!r})")
+    return [*users, MANIFEST_DIR]
+
+
 def list_datasets(directory: str | os.PathLike | None = None) -> list[str]:
-    """Names of the manifests shipped under ``data_manifests/`` (sorted)."""
-    d = Path(directory) if directory is not None else MANIFEST_DIR
-    return sorted(p.stem for p in d.glob("*.yaml"))
+    """Names of the manifests in ``directory``, or of every manifest found by name (sorted)."""
+    dirs = [Path(directory)] if directory is not None else manifest_dirs()
+    return sorted({p.stem for d in dirs for p in d.glob("*.yaml")})
+
+
+def find_manifest(name: str) -> Path:
+    """The manifest file of a dataset name: the first ``<name>.yaml`` in :func:`manifest_dirs`."""
+    dirs = manifest_dirs()
+    for d in dirs:
+        if (d / f"{name}.yaml").is_file():
+            return d / f"{name}.yaml"
+    if not MANIFEST_DIR.is_dir():
+        raise DataError(f"unknown dataset {name!r}: the shipped manifest folder {MANIFEST_DIR} does not exist "
+                        f"(a broken installation?); set {MANIFEST_ENV} to a folder of manifests")
+    raise DataError(f"unknown dataset {name!r}: no {name}.yaml in {', '.join(str(d) for d in dirs)}; "
+                    f"known datasets: {', '.join(list_datasets()) or 'none'}")
 
 
 def load_manifest(name_or_path: str | os.PathLike | Manifest | Mapping[str, Any]) -> Manifest:
@@ -357,14 +385,7 @@ def load_manifest(name_or_path: str | os.PathLike | Manifest | Mapping[str, Any]
     text = str(name_or_path)
     path = Path(text)
     if not (path.suffix in (".yaml", ".yml") or path.exists() or os.sep in text):
-        path = MANIFEST_DIR / f"{text}.yaml"
-        if not path.is_file():
-            if not MANIFEST_DIR.is_dir():
-                raise DataError(f"unknown dataset {text!r}: the manifest folder {MANIFEST_DIR} does not exist; "
-                                "install ttl editable from the repository (pip install -e .) or set "
-                                "TTL_MANIFEST_DIR to a folder of manifests")
-            raise DataError(f"unknown dataset {text!r}: no manifest {path}; "
-                            f"known datasets: {', '.join(list_datasets()) or 'none'}")
+        path = find_manifest(text)
     if not path.is_file():
         raise DataError(f"{path}: manifest file not found")
     return Manifest(_yaml_load(path), path)

@@ -33,10 +33,12 @@ import torch
 from ttl.errors import ChecksumError, ConfigError, DataError, WeightsUnavailableError
 from ttl.models import keras_densenet
 from ttl.provenance import read_json, sha256_file
+from ttl.resources import shipped
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-WEIGHTS_DIR = Path(os.environ.get("TTL_WEIGHTS_DIR", Path(__file__).resolve().parents[2] / "weights"))
+# the shipped weights (the repository's weights/, or the wheel's copy); TTL_WEIGHTS_DIR replaces them
+WEIGHTS_DIR = Path(os.environ.get("TTL_WEIGHTS_DIR") or shipped("weights"))
 
 StateDict = dict[str, torch.Tensor]
 _LOADERS: dict[str, Callable[[str], StateDict | None]] = {}

@@ -28,6 +28,7 @@ from ttl.errors import ChecksumError, ConfigError, WeightsUnavailableError
 from ttl.pretrain.fractal import FRACTAL_MEAN, FRACTAL_STD, default_points, make_dataset, sample_ifs_codes
 from ttl.provenance import (atomic_torch_save, atomic_write_bytes, atomic_write_json, git_commit,
                             hardware, params_hash, read_json, sha256_file, write_result)
+from ttl.resources import in_checkout, shipped
 from ttl.seeding import derive_seed, seed_everything
 from ttl.train.loop import resolve_device
 
@@ -36,7 +37,6 @@ MANIFEST_KEYS = (
     "hardware", "wall_time_s", "pretrain_val_accuracy", "n_classes", "images_per_class", "epochs",
 )
 CHECKPOINT = "checkpoint.pt"
-DEFAULT_WEIGHTS_DIR = Path(__file__).resolve().parents[2] / "weights"
 # parameters that may change between a run and its resumption
 _RESUMABLE = ("epochs", "device", "amp")
 
@@ -312,6 +312,18 @@ def _manifest_root(doc: dict[str, Any]) -> dict[str, Any]:
     return inner if isinstance(inner, dict) else doc
 
 
+def default_weights_dir() -> Path:
+    """Where ``--register`` writes without ``--weights-dir``: ``$TTL_WEIGHTS_DIR``, else the
+    repository's ``weights/``; an installed package's shipped weights are never written."""
+    if os.environ.get("TTL_WEIGHTS_DIR"):
+        return Path(os.environ["TTL_WEIGHTS_DIR"])
+    if not in_checkout():
+        raise ConfigError("--register needs a weights folder of your own: pass --weights-dir or set "
+                          "TTL_WEIGHTS_DIR (the weights shipped inside the installed package are read-only); "
+                          "set TTL_WEIGHTS_DIR to that folder to use what you register as a source")
+    return shipped("weights")
+
+
 def register_weights(entry: dict[str, Any], weights_dir: str | os.PathLike | None = None) -> dict[str, Any]:
     """Copy ``entry["file"]`` into ``weights_dir`` (default: the repository's ``weights/``) and
     merge the entry, keyed by arch and with ``file`` relative to that folder, into its
@@ -322,8 +334,7 @@ def register_weights(entry: dict[str, Any], weights_dir: str | os.PathLike | Non
     src = Path(entry["file"])
     if not src.exists():
         raise WeightsUnavailableError(f"weights file {src} (entry['file']) does not exist")
-    dst_dir = Path(weights_dir) if weights_dir is not None else Path(
-        os.environ.get("TTL_WEIGHTS_DIR", DEFAULT_WEIGHTS_DIR))
+    dst_dir = Path(weights_dir) if weights_dir is not None else default_weights_dir()
     dst = dst_dir / src.name
     if src.resolve() != dst.resolve():
         atomic_write_bytes(dst, src.read_bytes())
