@@ -157,3 +157,22 @@ def test_builder_values_that_would_be_ignored_or_crash_are_refused():
         build("resnet18", "layer1.0", num_classes=1.5, source="scratch")
     with pytest.raises(ConfigError, match="sha256 checks a checkpoint file; source 'scratch' is not one"):
         build("resnet18", "layer1.0", source="scratch", sha256="abc")
+
+
+def test_measuring_cut_points_leaves_the_global_random_state_alone():
+    """``feature_info`` is cached and builds a throw-away model on its first call: drawing its
+    weights from the global generator made ``manual_seed(0); build(...)`` give another random head
+    in a fresh process than after any earlier call (found by the wheel test in the full suite)."""
+    import torch
+
+    feature_info.cache_clear()
+    torch.manual_seed(0)
+    before = torch.random.get_rng_state()
+    cut_points("resnet18")
+    assert torch.equal(torch.random.get_rng_state(), before)
+    feature_info.cache_clear()
+    torch.manual_seed(0)
+    cold = build("resnet18", "layer1.1", source="scratch").head.weight.detach().clone()
+    torch.manual_seed(0)
+    warm = build("resnet18", "layer1.1", source="scratch").head.weight.detach()
+    assert torch.equal(cold, warm)

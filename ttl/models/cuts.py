@@ -81,9 +81,13 @@ def _densenet_blocks(model: nn.Module) -> list[tuple[str, tuple[str, ...], int]]
 
 @lru_cache(maxsize=None)
 def feature_info(arch: str) -> tuple[CutInfo, ...]:
-    """Every cut point of ``arch`` with channels and reduction, measured by a tiny forward pass."""
+    """Every cut point of ``arch`` with channels and reduction, measured by a tiny forward pass.
+
+    Leaves torch's global random state as it found it (the result is cached: a first call that
+    drew random weights would make ``manual_seed(s); build(...)`` depend on the call history)."""
     fam = family(arch)
-    model = empty_model(arch).eval()
+    with torch.random.fork_rng(devices=[]):  # the throw-away model must not move the global RNG:
+        model = empty_model(arch).eval()     # a later seeded build would depend on the cache
     blocks = _resnet_blocks(model) if fam == "resnet" else _densenet_blocks(model)
     modules = dict(model.named_modules())
     x = torch.zeros(1, 3, 64, 64)
