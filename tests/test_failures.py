@@ -174,12 +174,14 @@ def test_a_read_only_cache_folder_is_skipped_with_a_warning(tmp_path, monkeypatc
 def test_a_full_disk_while_writing_a_run_is_an_exit_2_naming_the_file(tmp_path, monkeypatch, capsys):
     import errno
 
+    import ttl.train.engine as engine
     import ttl.train.loop as loop
 
     def full(path, obj):
         raise OSError(errno.ENOSPC, "No space left on device", str(path))
 
-    monkeypatch.setattr(loop, "atomic_torch_save", full)
+    monkeypatch.setattr(engine, "atomic_torch_save", full)  # the checkpoint, written by the engine
+    monkeypatch.setattr(loop, "atomic_torch_save", full)    # model.pt
     monkeypatch.setenv("TTL_CACHE", str(tmp_path / "cache"))
     out = tmp_path / "run"
     code = main(["train", "--source", "scratch", "--dataset", "phantom-low", "--n-per-class", "4", "--data-size",

@@ -1,9 +1,10 @@
 """Benchmarks: ``ttl bench infer`` (cost of every cut) and ``ttl bench train`` (finetuning speed).
 
 ``train`` measures images/s of the real finetuning path (uint8 dataset -> on-device augmentation
--> forward/backward/step, exactly :func:`ttl.train.fit`'s step) and of the pure-compute bound (the
-same model and batch on tensors already on the device), with medians over repeats after warm-up,
-and the peak GPU memory. Results are JSON with provenance; on a CPU-only machine they say so.
+-> the :class:`~ttl.train.engine.TrainStep` that :func:`ttl.train.fit` builds with
+:func:`ttl.train.loop.make_step`: autocast, class-weighted loss, AdamW, gradient scaler for fp16,
+the per-batch cosine scheduler) and of the pure-compute bound (the same step on one batch already
+on the device), with medians over repeats after warm-up, and the peak GPU memory. Results are JSON with provenance; on a CPU-only machine they say so.
 """
 
 from __future__ import annotations
@@ -14,13 +15,12 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
-from torch import nn
 from tqdm.auto import tqdm
 
 from ttl.efficiency import count_flops, count_params, time_forward
 from ttl.models import build, cut_points
 from ttl.train.batches import DeviceBatches, Preprocess
-from ttl.train.loop import make_optimizer, resolve_device
+from ttl.train.loop import TrainConfig, make_step, resolve_device
 
 
 def bench_infer(arch: str, cuts: list[str] | None = None, size: int = 224, device: str = "auto",
@@ -74,31 +74,25 @@ def bench_train(arch: str = "resnet50", cut: str | None = None, size: int = 224,
     dev = resolve_device(device)
     if dev.type == "cpu":
         amp, channels_last = "off", False
-    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "off": None}[amp]
     torch.manual_seed(seed)
     model = build(arch, cut, num_classes=2, source="scratch").to(dev)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
-    step_model = torch.compile(model) if compile else model
-    opt = make_optimizer(list(model.parameters()), 1e-4, 1e-4, dev)
     if dev.type == "cuda":
         torch.backends.cudnn.benchmark = True
-    loss_fn = nn.CrossEntropyLoss()
     data = dataset or _UInt8Set(dataset_images, size, channels, seed)
     prep = Preprocess(size, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225), augment=("random-resized-crop", "hflip"),
                       channels_last=channels_last)
     batches = DeviceBatches(data, batch, dev, prep, shuffle=True, seed=seed, drop_last=True)
+    # fit's own step (loss, optimizer, scaler, per-batch scheduler), over a schedule long enough
+    # that the learning rate never reaches zero while timing
+    cfg = TrainConfig(lr=1e-4, weight_decay=1e-4, amp=amp, compile=compile, epochs=10_000, batch_size=batch,
+                      channels_last=channels_last, device=str(dev), seed=seed)
+    step = make_step(model, data, cfg, dev, max(1, len(batches)))
     x0 = torch.randn(batch, 3, size, size, device=dev)
     if channels_last:
         x0 = x0.contiguous(memory_format=torch.channels_last)
     y0 = torch.randint(0, 2, (batch,), device=dev)
-
-    def train_step(x: torch.Tensor, y: torch.Tensor) -> None:
-        with torch.autocast(dev.type, dtype=dtype, enabled=dtype is not None):
-            loss = loss_fn(step_model(x).float(), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
 
     state = {"it": iter(()), "epoch": 0}
 
@@ -109,10 +103,10 @@ def bench_train(arch: str = "resnet50", cut: str | None = None, size: int = 224,
             state["epoch"] += 1
             state["it"] = iter(batches.epoch(state["epoch"]))
             x, y = next(state["it"])
-        train_step(x, y)
+        step(x, y)
 
     def bound_step() -> None:
-        train_step(x0, y0)
+        step(x0, y0)
 
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
@@ -141,14 +135,29 @@ def bench_train(arch: str = "resnet50", cut: str | None = None, size: int = 224,
     return out
 
 
+def _workers(executor: Any) -> dict[str, Any]:
+    """What the Ray cluster offered (CPUs, GPUs), as Ray reports it."""
+    try:
+        import ray
+
+        res = ray.cluster_resources()
+        return {"cpus": res.get("CPU"), "gpus": res.get("GPU", 0.0),
+                "cpus_per_task": getattr(executor, "cpus_per_task", None),
+                "gpus_per_task": getattr(executor, "gpus_per_task", None)}
+    except Exception:  # not a Ray executor, or Ray gone
+        return {}
+
+
 def bench_sweep(arch: str, dataset: str = "phantom-mid", source: str = "fractal", epochs: int = 2,
                 batch: int = 64, size: int | None = None, n_per_class: Any = None, contrast: float | None = None,
                 seeds: tuple[int, ...] = (0,), device: str = "auto", out_dir: str = "runs/bench-sweep",
-                fresh: bool = True) -> dict[str, Any]:
+                fresh: bool = True, executor: Any = None) -> dict[str, Any]:
     """Wall time of the exhaustive sweep over every cut versus the two-stage hierarchical search.
 
     Each procedure trains in its own folder (``fresh`` empties them first), so neither reuses the
-    other's trials: the wall times are what a user pays for each alone.
+    other's trials: the wall times are what a user pays for each alone. With an ``executor`` other
+    than local (``ray``), both procedures run once more through it, in folders of their own, and
+    ``executors`` reports both wall times, the speed-up and whether the choices agree.
     """
     import shutil
     from pathlib import Path
@@ -161,22 +170,39 @@ def bench_sweep(arch: str, dataset: str = "phantom-mid", source: str = "fractal"
                                                    "contrast": contrast}.items() if v is not None}
     data = {s: load(dataset, split=s, progress=False, **overrides) for s in ("train", "val", "test")}
     cfg = TrainConfig(epochs=epochs, batch_size=batch, device=device, n_boot=200, progress=False)
-    out: dict[str, Any] = {}
-    results = {}
-    for kind, fn in (("hierarchical", hierarchical), ("exhaustive", exhaustive)):
-        folder = Path(out_dir) / kind
-        if fresh and folder.exists():
-            shutil.rmtree(folder)
-        t0 = time.perf_counter()
-        res = fn(data["train"], data["val"], arch, source, cfg, folder, test=data["test"], seeds=seeds,
-                 data_params=overrides)
-        results[kind] = res
-        # wall time without the untimed warm-up the first procedure runs (see ttl.search)
-        out[kind] = {"wall_s": time.perf_counter() - t0 - res.cost["warmup_seconds"], "chosen_cut": res.chosen_cut, "chosen_val": res.chosen_val,
-                     "chosen_test": (res.chosen_test or {}).get("mean"), "cost": res.cost,
-                     "cuts_trained": sorted({t.cut for t in res.trials}, key=cut_points(arch).index)}
+    from ttl.executors import make_executor
+
+    def procedures(base: Path, how: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+        summary, results = {}, {}
+        for kind, fn in (("hierarchical", hierarchical), ("exhaustive", exhaustive)):
+            folder = base / kind
+            if fresh and folder.exists():
+                shutil.rmtree(folder)
+            t0 = time.perf_counter()
+            res = fn(data["train"], data["val"], arch, source, cfg, folder, test=data["test"], seeds=seeds,
+                     data_params=overrides, executor=how)
+            results[kind] = res
+            # wall time without the untimed warm-up the first procedure runs (see ttl.search)
+            summary[kind] = {"wall_s": time.perf_counter() - t0 - res.cost["warmup_seconds"],
+                             "chosen_cut": res.chosen_cut, "chosen_val": res.chosen_val,
+                             "chosen_test": (res.chosen_test or {}).get("mean"), "cost": res.cost,
+                             "cuts_trained": sorted({t.cut for t in res.trials}, key=cut_points(arch).index)}
+        return summary, results
+
+    out, results = procedures(Path(out_dir), None)
     out["compare"] = compare(results["hierarchical"], results["exhaustive"])
     out["wall_ratio"] = out["hierarchical"]["wall_s"] / out["exhaustive"]["wall_s"]
+    other = make_executor(executor)
+    if other.name != "local":
+        remote, remote_results = procedures(Path(out_dir) / other.name, other)
+        out["executors"] = {
+            "local": {k: out[k]["wall_s"] for k in ("hierarchical", "exhaustive")},
+            other.name: {k: remote[k]["wall_s"] for k in ("hierarchical", "exhaustive")},
+            "speedup": {k: out[k]["wall_s"] / remote[k]["wall_s"] for k in ("hierarchical", "exhaustive")},
+            "same_choice": all(remote[k]["chosen_cut"] == out[k]["chosen_cut"] for k in remote),
+            "same_validation": all([t.val for t in remote_results[k].trials] == [t.val for t in results[k].trials]
+                                   for k in remote),
+            "workers": _workers(other)}
     out.update(arch=arch, dataset=dataset, source=source, epochs=epochs, batch=batch, seeds=list(seeds),
                device=str(resolve_device(device)), data=overrides)
     if torch.cuda.is_available() and out["device"].startswith("cuda"):

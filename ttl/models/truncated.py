@@ -10,7 +10,8 @@ from torch import nn
 
 from ttl.errors import ConfigError, WeightsUnavailableError
 from ttl.models.cuts import CutInfo, cut_info, empty_model, family, feature_info
-from ttl.models.sources import bn_eps, normalization, source_state_dict
+from ttl.models.data_config import DataConfig, source_data_config
+from ttl.models.sources import bn_eps, source_state_dict
 
 
 class TTLModel(nn.Module):
@@ -18,6 +19,9 @@ class TTLModel(nn.Module):
 
     ``frozen`` lists module prefixes (relative to ``backbone``) that get no gradients and stay in
     eval mode even under ``model.train()``, so frozen batch-norm statistics never drift.
+    ``pretrained_cfg`` is the source's :class:`~ttl.models.data_config.DataConfig`;
+    ``data_config`` what the trained network is fed (None until :func:`ttl.train.fit` or
+    :func:`ttl.train.runs.load_run` sets it).
     """
 
     def __init__(self, arch: str, backbone: nn.Module, cut: CutInfo, num_classes: int,
@@ -39,6 +43,12 @@ class TTLModel(nn.Module):
             raise ValueError(f"pool must be 'avg' or 'max', not {pool!r}")
         self.head = nn.Linear(cut.channels, num_classes)
         self.frozen: list[str] = []
+        self.data_config: DataConfig | None = None
+
+    @property
+    def pretrained_cfg(self) -> DataConfig:
+        """The source's data config: the statistics it was trained with, three channels, any size."""
+        return source_data_config(self.source, self.arch)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """The feature map at the cut (N, C, h, w)."""
@@ -171,7 +181,10 @@ def describe(model: TTLModel) -> dict[str, object]:
     """A JSON-friendly summary: arch, cut, channels, parameter counts, normalisation."""
     total = sum(p.numel() for p in model.parameters())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    mean, std = normalization(model.source, model.arch)
+    from ttl.train.inputs import model_data_config
+
+    cfg = model_data_config(model)
+    mean, std = cfg.mean, cfg.std
     return {"arch": model.arch, "cut": model.cut.name, "cut_index": model.cut.index,
             "channels": model.out_channels, "params": total, "trainable_params": trainable,
             "source": model.source, "mean": list(mean), "std": list(std)}

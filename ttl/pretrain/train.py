@@ -1,9 +1,11 @@
 """Pre-train a torchvision classifier on FractalDB-style images and export its backbone.
 
-The data live on the device as uint8 tensors; augmentation (random resized crop + horizontal
-flip, by one ``affine_grid``/``grid_sample`` per batch) and normalisation run there too. On CUDA
-the network runs in channels_last with bf16 autocast. A checkpoint is written atomically after
-every epoch, so calling :func:`pretrain` again with the same ``out_dir`` resumes (with more
+The data live on the device as uint8 tensors and go through the finetuning path's own batches
+(:class:`ttl.train.batches.DeviceBatches`: random resized crop of 35-100% of the area and a
+horizontal flip, one ``grid_sample`` per batch, then normalisation) and training engine
+(:mod:`ttl.train.engine`: one :class:`~ttl.train.engine.TrainStep` per batch, a ``LambdaLR``
+warm-up + cosine schedule). On CUDA the network runs in channels_last with bf16 autocast. A
+checkpoint is written atomically after every epoch, so calling :func:`pretrain` again with the same ``out_dir`` resumes (with more
 ``epochs`` it continues training). The backbone (the state dict without the classifier) is
 exported in fp16 and described by a weights-manifest entry; :func:`register_weights` copies it
 into ``weights/`` and merges the entry into ``weights/manifest.json``.
@@ -19,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 import torchvision
 from torch import nn
 from tqdm.auto import tqdm
@@ -29,7 +30,9 @@ from ttl.pretrain.fractal import FRACTAL_MEAN, FRACTAL_STD, default_points, make
 from ttl.provenance import (atomic_torch_save, atomic_write_bytes, atomic_write_json, git_commit,
                             hardware, params_hash, read_json, sha256_file, write_result)
 from ttl.resources import in_checkout, shipped
-from ttl.seeding import derive_seed, seed_everything
+from ttl.seeding import seed_everything
+from ttl.train.batches import DeviceBatches, Preprocess
+from ttl.train.engine import make_train_step, predict_logits, save_checkpoint, train_one_epoch
 from ttl.train.loop import resolve_device
 
 MANIFEST_KEYS = (
@@ -72,39 +75,16 @@ def backbone_state_dict(model: nn.Module, prefix: str) -> dict[str, torch.Tensor
     return out
 
 
-def _normalise(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
-    """float (B, 1|3, S, S) in [0, 1] -> normalised float (B, 3, S, S), channels_last."""
-    if x.shape[1] == 1:
-        x = x.expand(-1, 3, -1, -1)
-    x = (x - mean) / std
-    return x.contiguous(memory_format=torch.channels_last)
+# the pretraining crop keeps 35-100% of the area (FractalDB-style), wider than finetuning's 70-100%
+CROP_SCALE = (0.35, 1.0)
 
 
-def augment(x: torch.Tensor, g: torch.Generator, min_area: float = 0.35) -> torch.Tensor:
-    """Random resized crop (area in [min_area, 1], aspect in [3/4, 4/3]) and horizontal flip,
-    one ``grid_sample`` for the whole float batch (B, C, S, S), on its device."""
-    b, dev = x.shape[0], x.device
-    rnd = torch.rand((5, b), generator=g, device=dev)
-    area = min_area + (1 - min_area) * rnd[0]
-    ratio = torch.exp((rnd[1] * 2 - 1) * math.log(4 / 3))
-    sx = torch.sqrt(area * ratio).clamp(max=1.0)
-    sy = torch.sqrt(area / ratio).clamp(max=1.0)
-    tx = (rnd[2] * 2 - 1) * (1 - sx)
-    ty = (rnd[3] * 2 - 1) * (1 - sy)
-    flip = torch.where(rnd[4] < 0.5, -1.0, 1.0)
-    theta = torch.zeros((b, 2, 3), device=dev)
-    theta[:, 0, 0], theta[:, 0, 2] = sx * flip, tx
-    theta[:, 1, 1], theta[:, 1, 2] = sy, ty
-    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-
-
-def _lr_at(step: int, total: int, warmup: int, base: float) -> float:
-    """Linear warm-up then cosine decay to 0."""
-    if step < warmup:
-        return base * (step + 1) / warmup
-    t = (step - warmup) / max(1, total - warmup)
-    return base * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
+def preprocess(size: int, train: bool) -> Preprocess:
+    """How fractal batches are fed: grey -> RGB, the fractal statistics, channels_last; training
+    batches also take a random resized crop and a horizontal flip."""
+    return Preprocess(size, tuple(FRACTAL_MEAN), tuple(FRACTAL_STD),
+                      augment=("random-resized-crop", "hflip") if train else (), scale=CROP_SCALE,
+                      channels_last=True)
 
 
 def _param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
@@ -115,18 +95,10 @@ def _param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
-@torch.no_grad()
-def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size: int,
-             mean: torch.Tensor, std: torch.Tensor, amp: bool) -> float:
-    """Top-1 accuracy on un-augmented images."""
-    model.eval()
-    correct = 0
-    for i in range(0, len(labels), batch_size):
-        x = _normalise(images[i:i + batch_size].float().div_(255.0), mean, std)
-        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=amp):
-            pred = model(x).argmax(dim=1)
-        correct += int((pred == labels[i:i + batch_size]).sum())
-    return correct / max(1, len(labels))
+def accuracy(model: nn.Module, batches: DeviceBatches, amp: bool) -> float:
+    """Top-1 accuracy on un-augmented batches (:func:`ttl.train.engine.predict_logits`)."""
+    logits, labels = predict_logits(model, batches.epoch(0), torch.bfloat16 if amp else None, batches.device)
+    return int((logits.argmax(dim=1) == labels).sum()) / max(1, len(labels))
 
 
 def format_command(params: dict[str, Any]) -> str:
@@ -202,6 +174,14 @@ def pretrain(arch: str = "resnet18", n_classes: int = 64, images_per_class: int 
         opt = torch.optim.SGD(groups, lr=lr, momentum=0.9, nesterov=True)
     else:
         opt = torch.optim.AdamW(groups, lr=lr)
+    n = n_classes * images_per_class  # make_dataset draws images_per_class of every class
+    bs = min(batch_size, n)
+    steps_per_epoch = max(1, n // bs)  # drop the last partial batch (BN needs > 1 sample)
+    total = steps_per_epoch * epochs
+    warmup = min(steps_per_epoch, max(1, total // 20))
+    step = make_train_step(model, nn.CrossEntropyLoss(label_smoothing=label_smoothing), dev, lr=lr,
+                           weight_decay=weight_decay, schedule="warmup-cosine", total_steps=total,
+                           warmup_steps=warmup, amp="bf16" if use_amp else "off", optimizer=opt)
 
     start_epoch, history, elapsed_before = 0, [], 0.0
     if ckpt_path.exists():
@@ -209,12 +189,13 @@ def pretrain(arch: str = "resnet18", n_classes: int = 64, images_per_class: int 
             ckpt = torch.load(ckpt_path, map_location=dev, weights_only=True)
         except Exception as exc:
             raise ConfigError(f"cannot read checkpoint {ckpt_path}: {exc}; delete it to start over") from exc
-        if ckpt.get("run_key") != run_key:
+        if ckpt.get("params_hash") != run_key:
             raise ConfigError(
                 f"{ckpt_path} belongs to a run with other parameters ({ckpt.get('params')}); "
                 f"use another --out folder or delete it to start over")
         model.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])
+        step.scheduler.load_state_dict(ckpt["scheduler"])  # the step count; the decay follows `epochs`
         start_epoch, history = int(ckpt["epoch"]), list(ckpt["history"])
         if start_epoch > epochs:
             raise ConfigError(f"{ckpt_path} already holds {start_epoch} epochs, more than epochs={epochs}: "
@@ -231,55 +212,22 @@ def pretrain(arch: str = "resnet18", n_classes: int = 64, images_per_class: int 
                        n_points=n_points, mode=render_mode, progress=progress)
     data_s = time.perf_counter() - t_data
 
-    mean = torch.tensor(FRACTAL_MEAN, device=dev).view(1, 3, 1, 1)
-    std = torch.tensor(FRACTAL_STD, device=dev).view(1, 3, 1, 1)
-    n = len(train)
-    bs = min(batch_size, n)
-    steps_per_epoch = max(1, n // bs)  # drop the last partial batch (BN needs > 1 sample)
-    total = steps_per_epoch * epochs
-    warmup = min(steps_per_epoch, max(1, total // 20))
-    criterion = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
+    train_batches = DeviceBatches(train, bs, dev, preprocess(size, True), shuffle=True, seed=seed, drop_last=True)
+    val_batches = DeviceBatches(val, 2 * bs, dev, preprocess(size, False), shuffle=False)
 
     bar = tqdm(range(start_epoch, epochs), desc=f"pretrain {arch}", unit="epoch", disable=not progress)
     for epoch in bar:
         t_epoch = time.perf_counter()
-        model.train()
-        g_perm = torch.Generator().manual_seed(derive_seed(seed, "perm", epoch))
-        g_aug = torch.Generator(device=dev)
-        g_aug.manual_seed(derive_seed(seed, "augment", epoch))
-        perm = torch.randperm(n, generator=g_perm).to(dev)
-        loss_sum = torch.zeros((), device=dev)
-        correct = torch.zeros((), device=dev, dtype=torch.long)
-        seen = 0
-        for i in tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{epochs}", leave=False,
-                      disable=not progress):
-            idx = perm[i * bs:(i + 1) * bs]
-            y = train.labels[idx]
-            x = train.images[idx].float().div_(255.0)
-            x = _normalise(augment(x, g_aug), mean, std)
-            for grp in opt.param_groups:
-                grp["lr"] = _lr_at(epoch * steps_per_epoch + i, total, warmup, lr)
-            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=use_amp):
-                logits = model(x)
-                loss = criterion(logits.float(), y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            loss_sum += loss.detach() * len(y)
-            correct += (logits.argmax(dim=1) == y).sum()
-            seen += len(y)
-        train_loss = float(loss_sum) / seen
-        if not math.isfinite(train_loss):
-            raise ConfigError(f"training diverged at epoch {epoch + 1} (loss {train_loss}): lower --lr")
-        train_acc = int(correct) / seen
-        val_acc = evaluate(model, val.images, val.labels, 2 * bs, mean, std, use_amp)
-        history.append({"epoch": epoch + 1, "train_loss": train_loss, "train_accuracy": train_acc,
-                        "val_accuracy": val_acc, "seconds": time.perf_counter() - t_epoch})
-        bar.set_postfix(loss=f"{train_loss:.3f}", acc=f"{train_acc:.3f}", val=f"{val_acc:.3f}")
-        atomic_torch_save(ckpt_path, {
-            "epoch": epoch + 1, "model": model.state_dict(), "optimizer": opt.state_dict(),
-            "history": history, "run_key": run_key, "params": params,
-            "elapsed_s": elapsed_before + time.perf_counter() - t_start})
+        stats = train_one_epoch(step, train_batches.epoch(epoch), count_correct=True)
+        if not math.isfinite(stats["loss"]):
+            raise ConfigError(f"training diverged at epoch {epoch + 1} (loss {stats['loss']}): lower --lr")
+        val_acc = accuracy(model, val_batches, use_amp)
+        history.append({"epoch": epoch + 1, "train_loss": stats["loss"], "train_accuracy": stats["accuracy"],
+                        "val_accuracy": val_acc, "lr": opt.param_groups[0]["lr"],
+                        "seconds": time.perf_counter() - t_epoch})
+        bar.set_postfix(loss=f"{stats['loss']:.3f}", acc=f"{stats['accuracy']:.3f}", val=f"{val_acc:.3f}")
+        save_checkpoint(ckpt_path, run_key, epoch + 1, step, history=history, params=params,
+                        elapsed_s=elapsed_before + time.perf_counter() - t_start)
     bar.close()
 
     # (a finished run called again trains nothing and re-exports; its history is the stored one)

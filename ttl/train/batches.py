@@ -133,7 +133,9 @@ class DeviceBatches:
                  shuffle: bool, seed: int = 0, drop_last: bool = False,
                  max_device_bytes: int = 20 * 2**30, num_workers: int = 4) -> None:
         self.images = dataset.images  # type: ignore[attr-defined]
-        self.labels = torch.as_tensor(np.asarray(dataset.labels))  # type: ignore[attr-defined]
+        labels = dataset.labels  # type: ignore[attr-defined]
+        # (a tensor may already be on the GPU, e.g. rendered fractals: NumPy cannot read it there)
+        self.labels = labels if torch.is_tensor(labels) else torch.as_tensor(np.asarray(labels))
         self.batch_size = batch_size
         self.device = torch.device(device)
         self.prep = prep

@@ -10,10 +10,11 @@ A dataset manifest's ``preprocessing`` decides the input pipeline of the runs tr
   convolution takes one channel accepts; anything else is a :class:`~ttl.errors.DataError` before
   training.
 
-:func:`fit <ttl.train.fit>` stores the resolved choice on the model (``model.input_normalisation``)
-and in the run's provenance (``params["input"]``, not part of the run key: the manifest is already
-hashed into the data fingerprint), so evaluation and :func:`ttl.train.runs.load_run` feed a trained
-network exactly as in training whatever manifest the evaluation data come with.
+:func:`fit <ttl.train.fit>` stores the resolved choice on the model as its
+:class:`~ttl.models.data_config.DataConfig` (``model.data_config``: statistics, training image size,
+channels) and in the run's provenance (``params["input"]``, not part of the run key: the manifest is
+already hashed into the data fingerprint), so evaluation and :func:`ttl.train.runs.load_run` feed a
+trained network exactly as in training whatever manifest the evaluation data come with.
 """
 
 from __future__ import annotations
@@ -25,9 +26,11 @@ import numpy as np
 from torch import nn
 
 from ttl.errors import DataError
-from ttl.models.sources import IMAGENET_MEAN, IMAGENET_STD, normalization
+from ttl.models.data_config import NORMALISATIONS, DataConfig, source_data_config
+from ttl.models.sources import IMAGENET_MEAN, IMAGENET_STD
 
-NORMALISATIONS = ("source", "imagenet", "none")  # ttl.data.manifest.NORMALISATIONS (a test keeps them equal)
+__all__ = ["NORMALISATIONS", "DataConfig", "check_fit_inputs", "fed_channels", "input_pipeline",
+           "model_statistics", "resolve_data_config", "source_feed"]
 
 
 def manifest_preprocessing(dataset: Any) -> Mapping[str, Any]:
@@ -63,45 +66,56 @@ def fed_channels(model: nn.Module, dataset: Any, to_rgb: bool | None = None) -> 
     return fed
 
 
-def resolve_normalisation(model: nn.Module, dataset: Any) -> dict[str, Any]:
-    """``{"normalisation", "mean", "std", "to_rgb"}`` for feeding ``dataset`` to ``model`` in training."""
+def resolve_data_config(model: nn.Module, dataset: Any, image_size: int | None = None) -> DataConfig:
+    """The data config for training ``model`` on ``dataset`` at ``image_size`` (None: the data's
+    own): the manifest's normalisation and ``to_rgb``, the channels the network takes."""
     prep = manifest_preprocessing(dataset)
     how = prep.get("normalisation") or "source"
     if how == "source":
-        return {**source_feed(model), "to_rgb": bool(prep.get("to_rgb", True))}
-    if how == "imagenet":
+        base = source_feed(model)
+        mean, std = base.mean, base.std
+    elif how == "imagenet":
         mean, std = IMAGENET_MEAN, IMAGENET_STD
     elif how == "none":
         mean, std = (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)
     else:
         raise DataError(f"{_where(dataset)}: preprocessing.normalisation {how!r} is not one of {list(NORMALISATIONS)}")
-    return {"normalisation": how, "mean": [float(v) for v in mean], "std": [float(v) for v in std],
-            "to_rgb": bool(prep.get("to_rgb", True))}
+    to_rgb = bool(prep.get("to_rgb", True))
+    size = image_size or int(dataset.images.shape[-1])
+    return DataConfig(tuple(float(v) for v in mean), tuple(float(v) for v in std), input_size=int(size),
+                      channels=fed_channels(model, dataset, to_rgb), to_rgb=to_rgb, normalisation=how)
 
 
-def source_feed(model: nn.Module) -> dict[str, Any]:
-    """The feed of ``normalisation: source`` with grey repeated to RGB (every run before the manifest's
-    choice was honoured)."""
-    mean, std = normalization(getattr(model, "source", "imagenet"), getattr(model, "arch", None))
-    return {"normalisation": "source", "mean": [float(v) for v in mean], "std": [float(v) for v in std],
-            "to_rgb": True}
+def source_feed(model: nn.Module) -> DataConfig:
+    """The source's config (``model.pretrained_cfg``): its statistics, grey repeated to RGB, any
+    size. Every run recorded before the manifest's choice was honoured was fed this way."""
+    cfg = getattr(model, "pretrained_cfg", None)
+    return cfg if isinstance(cfg, DataConfig) else source_data_config(getattr(model, "source", "imagenet"),
+                                                                      getattr(model, "arch", None))
+
+
+def model_data_config(model: nn.Module) -> DataConfig:
+    """What the model is fed: its own config (set by training or ``load_run``), else its source's."""
+    cfg = getattr(model, "data_config", None)
+    return cfg if isinstance(cfg, DataConfig) else source_feed(model)
 
 
 def model_statistics(model: nn.Module) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """(mean, std) the model is fed with: its own (set by training or ``load_run``), else its source's."""
-    spec = getattr(model, "input_normalisation", None) or source_feed(model)
-    return tuple(spec["mean"]), tuple(spec["std"])
+    """(mean, std) the model is fed with (:func:`model_data_config`)."""
+    cfg = model_data_config(model)
+    return cfg.mean, cfg.std
 
 
 def input_pipeline(model: nn.Module, dataset: Any) -> tuple[tuple[float, ...], tuple[float, ...], bool]:
-    """(mean, std, to_rgb) for feeding ``dataset`` to ``model``: the model's own choice (set by
-    training or ``load_run``) when it has one, else the dataset manifest's. A network fed one
-    channel gets the average of the three channels' statistics."""
-    spec = getattr(model, "input_normalisation", None) or resolve_normalisation(model, dataset)
-    mean, std = tuple(spec["mean"]), tuple(spec["std"])
-    if fed_channels(model, dataset, spec["to_rgb"]) == 1:
+    """(mean, std, to_rgb) for feeding ``dataset`` to ``model``: the model's own config (set by
+    training or ``load_run``) when it has one, else the one the dataset's manifest resolves to. A
+    network fed one channel gets the average of the three channels' statistics."""
+    own = getattr(model, "data_config", None)
+    spec = own if isinstance(own, DataConfig) else resolve_data_config(model, dataset)
+    mean, std = spec.mean, spec.std
+    if fed_channels(model, dataset, spec.to_rgb) == 1:
         mean, std = (float(np.mean(mean)),), (float(np.mean(std)),)
-    return mean, std, bool(spec["to_rgb"])
+    return mean, std, spec.to_rgb
 
 
 def check_same_pipeline(train: Any, other: Any, split: str) -> None:

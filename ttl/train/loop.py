@@ -5,7 +5,6 @@ interrupted run resumes where it stopped), and ``result.json`` with full provena
 
 from __future__ import annotations
 
-import contextlib
 import math
 import time
 import warnings
@@ -25,7 +24,11 @@ from ttl.provenance import (atomic_torch_save, atomic_write, atomic_write_json, 
                             remove_orphan_temps, write_result)
 from ttl.seeding import seed_everything
 from ttl.train.batches import DeviceBatches, Preprocess
-from ttl.train.inputs import check_fit_inputs, input_pipeline, resolve_normalisation
+from ttl.train.engine import (amp_dtype, autocast, finite_weights, make_train_step, save_checkpoint,
+                              train_one_epoch)
+from ttl.train.engine import make_optimizer  # noqa: F401  (re-exported: callers import it from here)
+from ttl.models.data_config import DataConfig
+from ttl.train.inputs import check_fit_inputs, input_pipeline, resolve_data_config
 from ttl.train.lock import run_lock
 from ttl.train.resume import finished, finished_weights, read_checkpoint, recorded_input, restore
 
@@ -151,18 +154,6 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
     return dev
 
 
-def _amp_dtype(cfg: TrainConfig, device: torch.device) -> torch.dtype | None:
-    if cfg.amp == "off" or (cfg.amp == "auto" and device.type != "cuda"):
-        return None
-    return torch.float16 if cfg.amp == "fp16" else torch.bfloat16
-
-
-def _autocast(dtype: torch.dtype | None, device: torch.device) -> contextlib.AbstractContextManager:
-    if dtype is None:
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=dtype)
-
-
 def make_loss(dataset: Any, cfg: TrainConfig, device: torch.device) -> nn.Module:
     """Cross-entropy (binary/multiclass) or BCE (multilabel), class-weighted when asked."""
     labels = np.asarray(dataset.labels)
@@ -180,7 +171,8 @@ def preprocess_for(model: nn.Module, dataset: Any, cfg: TrainConfig, device: tor
                    train: bool) -> Preprocess:
     """How batches of ``dataset`` are prepared for ``model`` (:func:`ttl.train.inputs.input_pipeline`)."""
     mean, std, to_rgb = input_pipeline(model, dataset)
-    size = cfg.image_size or int(dataset.images.shape[-1])
+    own = getattr(model, "data_config", None)  # a trained model is fed at its training size
+    size = cfg.image_size or (own.input_size if isinstance(own, DataConfig) else None) or int(dataset.images.shape[-1])
     channels_last = cfg.channels_last if cfg.channels_last is not None else device.type == "cuda"
     return Preprocess(size, mean, std, augment=augmentations(cfg, dataset) if train else (),
                       channels_last=channels_last, to_rgb=to_rgb)
@@ -209,9 +201,9 @@ def predict(model: nn.Module, dataset: Any, cfg: TrainConfig | None = None,
                             shuffle=False)
     loss_fn = make_loss(dataset, replace(cfg, class_weighted=False), dev)
     outs, ys, loss_sum = [], [], torch.zeros((), device=dev)
-    amp = _amp_dtype(cfg, dev)
+    amp = amp_dtype(cfg.amp, dev)
     for x, y in batches.epoch(0):
-        with _autocast(amp, dev):
+        with autocast(amp, dev):
             logits = model(x)
         logits = logits.float()
         loss_sum += loss_fn(logits, y) * len(y)
@@ -239,18 +231,17 @@ def _auroc_only(model: nn.Module, dataset: Any, cfg: TrainConfig, device: torch.
     return (float("nan") if value is None else value), loss
 
 
-def _make_scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig, steps_per_epoch: int) -> Any:
-    if cfg.schedule == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, cfg.epochs * steps_per_epoch))
-    if cfg.schedule == "plateau":
-        return torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="max", factor=0.5, patience=2)
-    return None
-
-
-def make_optimizer(params: list[nn.Parameter], lr: float, weight_decay: float,
-                   device: torch.device) -> torch.optim.Optimizer:
-    """AdamW; the fused CUDA kernel on GPU (one launch for all parameters)."""
-    return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, fused=device.type == "cuda")
+def make_step(model: nn.Module, train: Any, cfg: TrainConfig, device: torch.device, steps_per_epoch: int):
+    """The training step of ``cfg`` for ``model`` on ``train`` (:func:`ttl.train.engine.make_train_step`):
+    AdamW over the trainable parameters, the class-weighted loss, ``cfg.schedule`` over
+    ``cfg.epochs * steps_per_epoch`` batches, autocast and compilation as ``cfg`` says.
+    ``ttl bench train`` times this same step."""
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    if not trainable:
+        raise ConfigError("the model has no trainable parameters")
+    return make_train_step(model, make_loss(train, cfg, device), device, lr=cfg.lr, weight_decay=cfg.weight_decay,
+                           schedule=cfg.schedule, total_steps=cfg.epochs * steps_per_epoch, amp=cfg.amp,
+                           compile=cfg.compile, params=trainable)
 
 
 def _count_params(model: nn.Module) -> dict[str, int]:
@@ -287,8 +278,8 @@ def _fit(model: nn.Module, train: Any, val: Any, cfg: TrainConfig | None, out_di
     key = params_hash(keyed)
     # what the network is fed (the manifest's normalisation and to_rgb) and where the data came from:
     # provenance, not the run key (the manifest is already hashed into the data fingerprints)
-    feed = resolve_normalisation(model, train)
-    record = {**keyed, "train": {**asdict(cfg), "device": str(device)}, "input": feed,
+    feed = resolve_data_config(model, train, cfg.image_size)  # the run's data config
+    record = {**keyed, "train": {**asdict(cfg), "device": str(device)}, "input": feed.to_dict(),
               "data_files": {"train": data_files(train), "val": data_files(val)}}
     out = Path(out_dir) if out_dir is not None else None
     done = finished(out) if out is not None else None
@@ -296,7 +287,8 @@ def _fit(model: nn.Module, train: Any, val: Any, cfg: TrainConfig | None, out_di
         state = finished_weights(out / "model.pt", model) if done.get("params_hash") == key else None
         if state is not None:
             model.load_state_dict(state)
-            model.input_normalisation = recorded_input(done) or feed
+            recorded = recorded_input(done)
+            model.data_config = DataConfig.from_dict(recorded) if recorded else feed
             metrics = dict(done["metrics"])
             if test is not None:  # e.g. a search trial, now reported: scored beside, result.json untouched
                 metrics["test"] = _test_metrics(model, test, cfg, device, out)
@@ -307,24 +299,16 @@ def _fit(model: nn.Module, train: Any, val: Any, cfg: TrainConfig | None, out_di
                           "replaces it (give each parameter set its own runs folder to keep both)", stacklevel=2)
 
     check_fit_inputs(model, train, val, test)  # one-class splits, mixed pipelines, channels: before any epoch
-    model.input_normalisation = feed
+    model.data_config = feed
     seed_everything(cfg.seed, deterministic=device.type == "cpu")
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fastest kernels; CPU runs stay bit-reproducible
     model = model.to(device)
     if cfg.channels_last if cfg.channels_last is not None else device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
-    step_model = torch.compile(model) if cfg.compile else model
     batches = DeviceBatches(train, cfg.batch_size, device, preprocess_for(model, train, cfg, device, True),
                             shuffle=True, seed=cfg.seed, drop_last=len(train) > cfg.batch_size)
-    loss_fn = make_loss(train, cfg, device)
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    if not trainable:
-        raise ConfigError("the model has no trainable parameters")
-    opt = make_optimizer(trainable, cfg.lr, cfg.weight_decay, device)
-    sched = _make_scheduler(opt, cfg, len(batches))
-    amp = _amp_dtype(cfg, device)
-    scaler = torch.amp.GradScaler(device.type) if amp == torch.float16 else None
+    step = make_step(model, train, cfg, device, len(batches))
 
     history: list[dict[str, float]] = []
     best = {"auroc": -math.inf, "epoch": -1, "state": None}
@@ -333,13 +317,12 @@ def _fit(model: nn.Module, train: Any, val: Any, cfg: TrainConfig | None, out_di
     ckpt = read_checkpoint(ckpt_path) if ckpt_path is not None and ckpt_path.exists() else None
     threads = [{"from_epoch": 0, "threads": torch.get_num_threads()}]
     if isinstance(ckpt, dict) and ckpt.get("params_hash") == key:
-        if restore(ckpt, ckpt_path, model, opt, sched):
+        if restore(ckpt, ckpt_path, model, step.optimizer, step.any_scheduler):
             history, best, bad_epochs = ckpt["history"], ckpt["best"], ckpt["bad_epochs"]
             start_epoch, elapsed = ckpt["epoch"] + 1, ckpt["elapsed"]
             threads = _resumed_threads(ckpt.get("torch_threads"), start_epoch, device, out)
         else:  # the optimizer may have taken part of it: start both afresh
-            opt = make_optimizer(trainable, cfg.lr, cfg.weight_decay, device)
-            sched = _make_scheduler(opt, cfg, len(batches))
+            step = make_step(model, train, cfg, device, len(batches))
 
     bar = tqdm(range(start_epoch, cfg.epochs), initial=start_epoch, total=cfg.epochs, desc="epochs",
                disable=None if cfg.progress is None else not cfg.progress, leave=False)
@@ -347,37 +330,18 @@ def _fit(model: nn.Module, train: Any, val: Any, cfg: TrainConfig | None, out_di
         if cfg.patience and bad_epochs >= cfg.patience:  # e.g. resumed after the epoch that reached it
             break
         t0 = time.perf_counter()
-        model.train()
-        loss_sum = torch.zeros((), device=device)
-        seen = 0
-        for x, y in batches.epoch(epoch):
-            with _autocast(amp, device):
-                logits = step_model(x)
-                loss = loss_fn(logits.float(), y)
-            opt.zero_grad(set_to_none=True)
-            if scaler is not None:
-                scaler.scale(loss).backward()
-                scaler.step(opt)
-                scaler.update()
-            else:
-                loss.backward()
-                opt.step()
-            if cfg.schedule == "cosine":
-                sched.step()
-            loss_sum += loss.detach() * len(y)
-            seen += len(y)
-        train_loss = float(loss_sum) / max(seen, 1)
-        if not math.isfinite(train_loss) or not _weights_finite(model):
+        train_loss = train_one_epoch(step, batches.epoch(epoch))["loss"]
+        if not math.isfinite(train_loss) or not finite_weights(model):
             raise TrainingDivergedError(
                 f"training diverged at epoch {epoch}: the {'loss' if not math.isfinite(train_loss) else 'weights'}"
                 f" became non-finite (lr={cfg.lr:g}); the run is not stored as finished"
                 + (f" (last good checkpoint kept in {out})" if out is not None else "")
                 + ". Fix: lower the learning rate or check the data for NaN/Inf values.")
         val_auroc, val_loss = _auroc_only(model, val, cfg, device)
-        if cfg.schedule == "plateau":
-            sched.step(val_auroc)
+        if step.epoch_scheduler is not None:
+            step.epoch_scheduler.step(val_auroc)
         row = {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss,
-               "val_auroc": val_auroc, "lr": opt.param_groups[0]["lr"],
+               "val_auroc": val_auroc, "lr": step.optimizer.param_groups[0]["lr"],
                "seconds": time.perf_counter() - t0}
         history.append(row)
         elapsed += row["seconds"]
@@ -389,10 +353,8 @@ def _fit(model: nn.Module, train: Any, val: Any, cfg: TrainConfig | None, out_di
             bad_epochs += 1
         bar.set_postfix(loss=f"{row['train_loss']:.3f}", val_auroc=f"{val_auroc:.3f}")
         if ckpt_path is not None:
-            atomic_torch_save(ckpt_path, {
-                "params_hash": key, "epoch": epoch, "model": model.state_dict(), "optimizer": opt.state_dict(),
-                "scheduler": sched.state_dict() if sched is not None else None, "history": history,
-                "best": best, "bad_epochs": bad_epochs, "elapsed": elapsed, "torch_threads": threads})
+            save_checkpoint(ckpt_path, key, epoch, step, history=history, best=best, bad_epochs=bad_epochs,
+                            elapsed=elapsed, torch_threads=threads)
         if on_epoch_end is not None:
             on_epoch_end(epoch, row)
     bar.close()
@@ -439,11 +401,6 @@ def _resumed_threads(earlier: list[dict[str, Any]] | None, start_epoch: int, dev
     if before != now:
         stretches.append({"from_epoch": start_epoch, "threads": now})
     return stretches
-
-
-def _weights_finite(model: nn.Module) -> bool:
-    """True when every floating parameter is finite (one reduction per tensor, once per epoch)."""
-    return all(bool(torch.isfinite(p).all()) for p in model.parameters() if p.is_floating_point())
 
 
 SCORE_DIRS = ("predictions", "evaluations")
