@@ -155,6 +155,8 @@ class _Context:
     done: dict[tuple[str, int], Trial] = field(default_factory=dict)
     trained_now: int = 0
     warmup_seconds: float = 0.0
+    executor: Any = None  # ttl.executors: None/local trains each trial here, in order
+    remote: dict[str, Any] = field(default_factory=dict)  # run folder -> RunOutcome of a remote training
 
 
 def _metric_value(metrics: dict[str, Any], metric: str) -> float | None:
@@ -245,6 +247,7 @@ def _run_trial(ctx: _Context, cut: str, seed: int, phase: str) -> Trial:
     from ttl.efficiency import count_params
 
     run = _trial_run(ctx, cut, seed)
+    remote = ctx.remote.pop(str(run), None)  # trained by the executor: read back here, counted as trained
     if not _finished(run):
         _warm_up(ctx)
     t0 = time.perf_counter()
@@ -258,7 +261,10 @@ def _run_trial(ctx: _Context, cut: str, seed: int, phase: str) -> Trial:
         test_metrics = res.metrics.get("test") or evaluate(res.model, ctx.test, cfg)
         test_value = _metric_value(test_metrics, ctx.metric)
     wall: float | None = time.perf_counter() - t0
-    if res.reused:  # the wall time recorded when it was trained
+    if remote is not None and not remote.reused:  # trained now, by a worker: its wall time
+        res.reused, wall = False, remote.wall_seconds
+        atomic_write_json(run / TRIAL_COST, {"wall_seconds": wall})
+    elif res.reused:  # the wall time recorded when it was trained
         wall = read_json(run / TRIAL_COST).get("wall_seconds") if (run / TRIAL_COST).exists() else None
     else:
         atomic_write_json(run / TRIAL_COST, {"wall_seconds": wall})
@@ -272,8 +278,34 @@ def _run_trial(ctx: _Context, cut: str, seed: int, phase: str) -> Trial:
     return trial
 
 
+def _trial_job(ctx: _Context, cut: str, seed: int) -> Any:
+    """The trial as a :class:`ttl.train.runs.TrainJob` (for an executor), filed where
+    :func:`_run_trial` reads it back."""
+    from ttl.train.runs import TrainJob
+
+    strategy, trained_cut = _as_trained(ctx, cut)
+    m = _model_spec(ctx, cut)
+    spec = RunSpec(strategy, trained_cut, m["model"]["width"], m["model"]["slim_from"], lr=float(ctx.cfg.lr),
+                   seed=int(seed))
+    return TrainJob(spec, ctx.arch, str(ctx.source), replace(ctx.cfg, seed=seed), str(_trial_run(ctx, cut, seed)),
+                    m, score_test=ctx.test_all and ctx.test is not None)
+
+
+def _run_remote(ctx: _Context, jobs: Sequence[tuple[str, int]], desc: str) -> None:
+    """Train a phase's unfinished trials at once on the executor (each stage is one batch of tasks)."""
+    todo = [(c, s) for c, s in jobs if not _finished(_trial_run(ctx, c, s))]
+    if not todo:
+        return
+    data = {"train": ctx.train, "val": ctx.val, **({"test": ctx.test} if ctx.test is not None else {})}
+    trial_jobs = [_trial_job(ctx, c, s) for c, s in todo]
+    for job, outcome in zip(trial_jobs, ctx.executor.run(trial_jobs, data, desc=desc, progress=ctx.cfg.progress)):
+        ctx.remote[job.run_dir] = outcome
+
+
 def _run_phase(ctx: _Context, cuts: Sequence[str], seeds: Sequence[int], phase: str, desc: str) -> list[Trial]:
     jobs = [(c, s) for c in cuts for s in seeds if (c, s) not in ctx.done]
+    if ctx.executor is not None and getattr(ctx.executor, "name", "local") != "local":
+        _run_remote(ctx, jobs, desc)
     bar = tqdm(jobs, desc=desc, disable=None if ctx.cfg.progress is None else not ctx.cfg.progress)
     for cut, seed in bar:
         bar.set_postfix(cut=cut, seed=seed)
@@ -396,22 +428,31 @@ def _summary_params(ctx: _Context, kind: str, seeds: Sequence[int], **extra: Any
 # the two procedures
 # ---------------------------------------------------------------------------------------------
 
+def _executor(executor: Any) -> Any:
+    from ttl.executors import make_executor
+
+    return make_executor(executor)
+
+
 def hierarchical(train: Any, val: Any, arch: str, source: str | os.PathLike, cfg: TrainConfig,
                  out_dir: str | os.PathLike, strategy: str = "ttl", test: Any = None,
                  seeds: Sequence[int] = (0,), neighbourhood: str | int = "stage", metric: str = "auroc",
-                 test_all: bool = False, data_params: dict[str, Any] | None = None) -> SearchResult:
+                 test_all: bool = False, data_params: dict[str, Any] | None = None,
+                 executor: Any = None) -> SearchResult:
     """Two-stage cut search: stage boundaries first, then the best boundary's neighbourhood.
 
     The chosen cut has the best mean validation ``metric`` over ``seeds`` among all trials
     (higher is better, except ``"loss"``); ties go to the shallower cut. ``test`` is evaluated
     for the chosen cut only (every trial too with ``test_all``, never for the choice).
-    Writes ``out_dir/search.json``; rerunning reuses every finished trial.
+    Writes ``out_dir/search.json``; rerunning reuses every finished trial. ``executor``
+    (:func:`ttl.executors.make_executor`: ``local``, ``ray`` or an executor) trains each stage's
+    trials; with Ray they run at once as tasks, stage by stage.
     """
     seeds = _check(arch, strategy, metric, seeds)
     neighbourhood_cuts(arch, stage_boundaries(arch)[0], neighbourhood)  # validate early
     t0 = time.perf_counter()
     ctx = _Context(train, val, test, arch, source, cfg, Path(out_dir), strategy, metric, test_all,
-                   dict(data_params or {}))
+                   dict(data_params or {}), executor=_executor(executor))
     higher = metric != "loss"
     stage1 = stage_boundaries(arch)
     first = _run_phase(ctx, stage1, seeds, "stage1", f"{arch} search: stage boundaries")
@@ -433,16 +474,18 @@ def hierarchical(train: Any, val: Any, arch: str, source: str | os.PathLike, cfg
 def exhaustive(train: Any, val: Any, arch: str, source: str | os.PathLike, cfg: TrainConfig,
                out_dir: str | os.PathLike, strategy: str = "ttl", test: Any = None,
                seeds: Sequence[int] = (0,), metric: str = "auroc", test_all: bool = False,
-               data_params: dict[str, Any] | None = None, cuts: Sequence[str] | None = None) -> SearchResult:
+               data_params: dict[str, Any] | None = None, cuts: Sequence[str] | None = None,
+               executor: Any = None) -> SearchResult:
     """Train every cut (or ``cuts``) with every seed; choose like :func:`hierarchical`.
 
     Writes ``out_dir/exhaustive.json``; shares trial folders with a search in the same ``out_dir``.
+    ``executor`` as in :func:`hierarchical` (with Ray, the whole sweep is one batch of tasks).
     """
     seeds = _check(arch, strategy, metric, seeds)
     names = [cut_info(arch, c).name for c in cuts] if cuts is not None else [c.name for c in feature_info(arch)]
     t0 = time.perf_counter()
     ctx = _Context(train, val, test, arch, source, cfg, Path(out_dir), strategy, metric, test_all,
-                   dict(data_params or {}))
+                   dict(data_params or {}), executor=_executor(executor))
     trials = _run_phase(ctx, names, seeds, "sweep", f"{arch} sweep: every cut")
     trials = sorted(trials, key=lambda t: (t.cut_index, t.seed))
     chosen, chosen_val = best_cut(trials, metric != "loss")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 from ttl.commands.argtypes import image_size, nonnegative_int, phantom_contrast, positive_int
+from ttl.commands.executor_args import add_executor_args, executor_from_args
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -52,6 +53,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     w.add_argument("--contrast", type=phantom_contrast, default=None, help="phantoms: lesion conspicuity")
     w.add_argument("--seeds", type=nonnegative_int, nargs="+", default=[0], help="training seeds per cut (default: 0)")
     w.add_argument("--runs", default="runs/bench-sweep", help="folder for the trials (emptied first)")
+    add_executor_args(w)
     _common(w)
     w.set_defaults(func=run_sweep)
 
@@ -135,12 +137,18 @@ def run_sweep(args: argparse.Namespace) -> int:
     from ttl.provenance import stopwatch
 
     _check(args, [args.arch], [], args.source)
+    executor = executor_from_args(args)
+    if args.executor == "ray":
+        from ttl.executors import require_ray
+
+        require_ray()
     from ttl.data import load_manifest
 
     load_manifest(args.dataset)  # an unknown dataset is named before any training
     with stopwatch() as t:
         res = bench_sweep(args.arch, args.dataset, args.source, args.epochs, args.batch, args.size,
-                          args.n_per_class, args.contrast, tuple(args.seeds), args.device, args.runs)
+                          args.n_per_class, args.contrast, tuple(args.seeds), args.device, args.runs,
+                          executor=executor)
     _save(args, res, t["seconds"])
     if args.json:
         print_json(res)
@@ -152,4 +160,10 @@ def run_sweep(args: argparse.Namespace) -> int:
     c = res["compare"]
     print(f"search/sweep wall time: {res['wall_ratio']:.2f}; found the sweep's best cut: {c['found_best']} "
           f"(rank {c['rank_in_sweep']} of {c['n_cuts']}); device: {res.get('gpu', res['device'])}")
+    if "executors" in res:
+        e = res["executors"]
+        for kind in ("hierarchical", "exhaustive"):
+            print(f"{kind:>12}: local {e['local'][kind]:8.1f} s, ray {e['ray'][kind]:8.1f} s wall "
+                  f"(x{e['speedup'][kind]:.2f}) on {e['workers'].get('cpus')} CPUs, {e['workers'].get('gpus')} GPUs")
+        print(f"same choices: {e['same_choice']}; same validation numbers: {e['same_validation']}")
     return 0

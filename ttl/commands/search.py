@@ -8,6 +8,7 @@ from typing import Any
 
 from ttl.commands.train import add_data_args, check_model_args, data_overrides, load_splits, source_label
 from ttl.commands.argtypes import image_size, nonnegative_int, positive_float, positive_int
+from ttl.commands.executor_args import add_executor_args, executor_from_args
 
 
 def _neighbourhood(text: str) -> str | int:
@@ -52,6 +53,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="auto")
     p.add_argument("--out", default=None,
                    help="folder of the trials (default: runs/<dataset>/search-<arch>-<source>-<strategy>)")
+    add_executor_args(p)
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=run)
 
@@ -62,13 +64,18 @@ def run(args: argparse.Namespace) -> int:
     from ttl.train import TrainConfig
 
     check_model_args(args.arch, None, args.source, args.device)
+    executor = executor_from_args(args)  # an unknown option or a missing Ray before any data work
+    if args.executor == "ray":
+        from ttl.executors import require_ray
+
+        require_ray()
     data = load_splits(args)
     cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch, lr=args.lr, patience=args.patience,
                       image_size=args.size, device=args.device, n_boot=args.n_boot)
     train = data["train"]
     out = Path(args.out or f"runs/{train.name}/search-{args.arch}-{source_label(args.source)}-{args.strategy}")
     common: dict[str, Any] = dict(strategy=args.strategy, test=data["test"], seeds=args.seeds, metric=args.metric,
-                                  test_all=args.test_all,
+                                  test_all=args.test_all, executor=executor,
                                   data_params={"root": args.root, **data_overrides(args)})
     hier = hierarchical(train, data["val"], args.arch, args.source, cfg, out, neighbourhood=args.neighbourhood,
                         **common)

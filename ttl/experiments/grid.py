@@ -8,14 +8,14 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from tqdm.auto import tqdm
 
 from ttl.efficiency import count_flops, count_params, time_forward
 from ttl.models import cut_info
 from ttl.stats import summarise_seeds
 from ttl.strategies import StrategySpec, prepare
 from ttl.train import TrainConfig
-from ttl.train.runs import RunSpec, get_or_train
+from ttl.executors import Executor, make_executor
+from ttl.train.runs import RunSpec, train_job
 
 __all__ = ["StrategySpec", "efficiency_table", "run_strategies", "summarise"]
 
@@ -32,20 +32,21 @@ def _run_spec(spec: StrategySpec, seed: int, lr: float) -> RunSpec:
 def run_strategies(specs: list[StrategySpec], arch: str, source: str | os.PathLike, data: dict[str, Any],
                    cfg: TrainConfig, seeds: list[int] | tuple[int, ...], out_dir: str | Path,
                    data_params: dict[str, Any] | None = None, lrs: dict[str, float] | None = None,
-                   desc: str | None = None) -> pd.DataFrame:
+                   desc: str | None = None, executor: str | Executor | None = None) -> pd.DataFrame:
     """Fit every ``spec`` with every seed (resumable: finished runs are read back).
 
     ``data`` holds the ``train``, ``val`` and ``test`` datasets; ``lrs`` maps a spec's label to its
-    learning rate (default: ``cfg.lr``). One row per (spec, seed) with validation and test
-    metrics, best epoch, epoch cap and stop reason, training time, parameter counts and the run
-    folder (:func:`ttl.train.runs.get_or_train` files each run).
+    learning rate (default: ``cfg.lr``); ``executor`` runs the trainings (``local`` one after
+    another, ``ray`` as Ray tasks: :mod:`ttl.executors`). One row per (spec, seed) with validation
+    and test metrics, best epoch, epoch cap and stop reason, training time, parameter counts and the
+    run folder (:func:`ttl.train.runs.train_job` files each run).
     """
+    pairs = [(spec, seed, (lrs or {}).get(spec.label, cfg.lr)) for spec in specs for seed in seeds]
+    jobs = [train_job(_run_spec(spec, seed, lr), arch, source, data, cfg, out_dir, data_params)
+            for spec, seed, lr in pairs]
+    outcomes = make_executor(executor).run(jobs, data, desc=desc or f"{arch} strategies", progress=cfg.progress)
     rows = []
-    jobs = [(spec, seed) for spec in specs for seed in seeds]
-    for spec, seed in tqdm(jobs, desc=desc or f"{arch} strategies", disable=None if cfg.progress is None
-                           else not cfg.progress):
-        lr = (lrs or {}).get(spec.label, cfg.lr)
-        res, run = get_or_train(_run_spec(spec, seed, lr), arch, source, data, cfg, out_dir, data_params)
+    for (spec, seed, lr), res in zip(pairs, outcomes):
         test = res.metrics.get("test", {})
         rows.append({
             "strategy": spec.name, "label": spec.label, "cut": spec.cut or "full",
@@ -58,8 +59,8 @@ def run_strategies(specs: list[StrategySpec], arch: str, source: str | os.PathLi
             "best_epoch": res.best_epoch, "epochs_run": len(res.history), "epochs_cap": cfg.epochs,
             "stop_reason": res.stop_reason,
             "train_seconds": sum(r["seconds"] for r in res.history),
-            "params": count_params(res.model), "trainable_params": count_params(res.model, trainable_only=True),
-            "reused": res.reused, "run_dir": str(run)})
+            "params": res.params, "trainable_params": res.trainable_params,
+            "reused": res.reused, "run_dir": res.run_dir})
     return pd.DataFrame(rows)
 
 

@@ -32,6 +32,7 @@ def load_run(run_dir: str | Path) -> tuple[torch.nn.Module, dict[str, Any]]:
     from ttl.models.sources import bn_eps
     from ttl.models.truncated import set_bn_eps
     from ttl.strategies import prepare
+    from ttl.models.data_config import DataConfig
     from ttl.train.inputs import source_feed
     from ttl.train.resume import state_mismatch
 
@@ -65,7 +66,7 @@ def load_run(run_dir: str | Path) -> tuple[torch.nn.Module, dict[str, Any]]:
     model.load_state_dict(state)
     # what training fed the network; runs recorded before the manifest's choice was honoured all
     # used the source's statistics and grey repeated to RGB
-    model.input_normalisation = params.get("input") or source_feed(model)
+    model.data_config = DataConfig.from_dict(params["input"]) if params.get("input") else source_feed(model)
     return model, params
 
 
@@ -104,6 +105,45 @@ class RunSpec:
         return f"{self.strategy}/{self.name()}"
 
 
+@dataclass(frozen=True)
+class TrainJob:
+    """Everything one training needs except the data: what an executor ships to a worker
+    (:mod:`ttl.executors`). ``run_dir`` is where it is filed; ``params`` the run's model and data
+    blocks (:func:`run_params`); ``score_test``: also score the test split."""
+
+    spec: RunSpec
+    arch: str
+    source: str
+    cfg: Any  # a ttl.train.TrainConfig whose lr and seed are the spec's
+    run_dir: str
+    params: dict[str, Any]
+    score_test: bool = True
+
+
+def train_job(spec: RunSpec, arch: str, source: str | os.PathLike, data: dict[str, Any], cfg: Any,
+              base: str | Path, data_params: dict[str, Any] | None = None, run_dir: str | Path | None = None,
+              score_test: bool = True) -> TrainJob:
+    """The :class:`TrainJob` of ``spec`` filed under ``base`` (``base/<strategy>/<name>``, or ``run_dir``)."""
+    params = run_params(spec.strategy, arch, spec.cut, source, spec.width, spec.slim_from,
+                        len(data["train"].classes), data["train"].name, **(data_params or {}))
+    folder = Path(run_dir) if run_dir is not None else Path(base) / spec.folder()
+    return TrainJob(spec, arch, str(source), replace(cfg, lr=spec.lr, seed=spec.seed), str(folder), params,
+                    score_test)
+
+
+def run_job(job: TrainJob, data: dict[str, Any]) -> Any:
+    """Read back the finished run of ``job`` or train it (resuming its checkpoint): a
+    :class:`ttl.train.FitResult`. Locally and in a worker, every training goes through here."""
+    from ttl.strategies import prepare
+    from ttl.train import fit
+
+    spec = job.spec
+    model = prepare(spec.strategy, job.arch, cut=spec.cut, num_classes=len(data["train"].classes), source=job.source,
+                    width=spec.width, slim_from=spec.slim_from, seed=spec.seed)
+    return fit(model, data["train"], data["val"], job.cfg, out_dir=job.run_dir,
+               test=data.get("test") if job.score_test else None, params=job.params)
+
+
 def get_or_train(spec: RunSpec, arch: str, source: str | os.PathLike, data: dict[str, Any], cfg: Any,
                  base: str | Path, data_params: dict[str, Any] | None = None) -> tuple[Any, Path]:
     """Read back the finished run of ``spec`` under ``base`` or train it (resuming a checkpoint).
@@ -111,16 +151,8 @@ def get_or_train(spec: RunSpec, arch: str, source: str | os.PathLike, data: dict
     ``data`` holds ``train``, ``val`` and optionally ``test``; ``cfg`` is a
     :class:`ttl.train.TrainConfig` whose ``lr`` and ``seed`` are replaced by the spec's. Returns
     the :class:`ttl.train.FitResult` and the run folder. Every caller (grids, searches, the CLI)
-    goes through here, so the same spec always lands in the same folder.
+    goes through here or through :func:`run_job` (what executors run), so the same spec always
+    lands in the same folder.
     """
-    from ttl.strategies import prepare
-    from ttl.train import fit
-
-    model = prepare(spec.strategy, arch, cut=spec.cut, num_classes=len(data["train"].classes), source=source,
-                    width=spec.width, slim_from=spec.slim_from, seed=spec.seed)
-    params = run_params(spec.strategy, arch, spec.cut, source, spec.width, spec.slim_from,
-                        len(data["train"].classes), data["train"].name, **(data_params or {}))
-    run = Path(base) / spec.folder()
-    res = fit(model, data["train"], data["val"], replace(cfg, lr=spec.lr, seed=spec.seed), out_dir=run,
-              test=data.get("test"), params=params)
-    return res, run
+    job = train_job(spec, arch, source, data, cfg, base, data_params)
+    return run_job(job, data), Path(job.run_dir)
