@@ -1,12 +1,20 @@
+import atexit
 import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-os.environ.setdefault("TTL_CACHE", str(Path(__file__).parent.parent / ".cache" / "test-cache"))
+# hermetic: the decoded-data cache of a test session lives in a temporary folder of its own, never
+# in the repository (set TTL_CACHE to share one between sessions)
+if "TTL_CACHE" not in os.environ:
+    _cache = tempfile.mkdtemp(prefix="ttl-test-cache-")
+    os.environ["TTL_CACHE"] = _cache
+    atexit.register(shutil.rmtree, _cache, True)
 torch.set_num_threads(min(2, os.cpu_count() or 1))
 
 

@@ -78,8 +78,11 @@ def test_batches_after_the_first_build_no_tensors_from_host_values(monkeypatch):
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_a_cuda_epoch_and_its_training_steps_never_synchronise_the_host():
+    """fit's own step (ttl.train.loop.make_step: autocast, class-weighted loss, fused AdamW, the
+    per-batch cosine scheduler) over an epoch of device batches, under sync-debug mode "error"."""
     from ttl.models import build
-    from ttl.train.loop import make_optimizer
+    from ttl.train import TrainConfig
+    from ttl.train.loop import make_step
 
     dev = torch.device("cuda")
     ds = tiny_dataset(64, size=32)
@@ -88,18 +91,13 @@ def test_a_cuda_epoch_and_its_training_steps_never_synchronise_the_host():
     batches = DeviceBatches(ds, 16, dev, prep, shuffle=True, seed=0, drop_last=True)
     model = build("resnet18", "layer2.1", num_classes=2, source="scratch").to(dev)
     model = model.to(memory_format=torch.channels_last)
-    opt = make_optimizer(list(model.parameters()), 1e-3, 1e-4, dev)
-    loss_fn = torch.nn.CrossEntropyLoss()
+    step = make_step(model, ds, TrainConfig(epochs=2, schedule="cosine", device="cuda"), dev, len(batches))
 
     def run_epoch(epoch: int) -> torch.Tensor:
         total = torch.zeros((), device=dev)
         for x, y in batches.epoch(epoch):
-            with torch.autocast("cuda", dtype=torch.bfloat16):
-                loss = loss_fn(model(x).float(), y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            total += loss.detach()
+            loss, _ = step(x, y)
+            total += loss
         return total
 
     run_epoch(0)  # warm-up: cuDNN autotuning, optimizer state, cached constants

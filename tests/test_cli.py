@@ -1,4 +1,5 @@
 import json
+import re
 import subprocess
 import sys
 
@@ -23,8 +24,26 @@ def test_bad_input_exits_2_with_message(capsys):
 @pytest.mark.parametrize("cmd", [[], ["cuts"], ["train"], ["evaluate"], ["probe"], ["search"], ["book"], ["data", "show"],
                                  ["pretrain"], ["bench", "infer"], ["bench", "train"], ["bench", "sweep"]])
 def test_help_for_every_command(cmd):
+    """Each command's help names the command and lists every option it parses, with its default."""
+    import argparse
+
+    from ttl.cli import build_parser
+
     out = subprocess.run([sys.executable, "-m", "ttl.cli", *cmd, "--help"], capture_output=True, text=True)
-    assert out.returncode == 0 and "usage: ttl" in out.stdout
+    assert out.returncode == 0 and out.stdout.startswith(" ".join(["usage: ttl", *cmd]))
+    parser = build_parser()
+    for word in cmd:  # the sub-parser the words select
+        sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        parser = sub.choices[word]
+    text = " ".join(out.stdout.split())
+    for action in parser._actions:
+        if not action.option_strings or action.help == argparse.SUPPRESS or isinstance(
+                action, (argparse._HelpAction, argparse._VersionAction)):
+            continue
+        assert action.option_strings[-1] in text, f"{action.option_strings} missing from ttl {' '.join(cmd)} --help"
+        if isinstance(action.default, (str, int, float)) and not isinstance(action.default, bool) and action.help:
+            shown = re.search(rf"default:? {re.escape(str(action.default))}\b", text)
+            assert shown, f"{action.option_strings}: default {action.default!r} not shown"
 
 
 def test_bench_runs_tiny_on_cpu(capsys, tmp_path):
