@@ -133,3 +133,20 @@ def test_a_data_config_refuses_inconsistent_statistics_and_reads_old_records():
     assert old.input_size is None and old.channels == 3
     with pytest.raises(DataError, match="lacks or mistypes"):
         DataConfig.from_dict({"std": [1, 1, 1]})
+
+
+def test_the_run_index_lists_finished_runs_of_grids_and_searches_and_nothing_else(tmp_path):
+    from ttl.experiments.grid import StrategySpec, run_strategies
+    from ttl.train.runs import index_runs
+
+    data = {"train": tiny_dataset(48, seed=1), "val": tiny_dataset(32, seed=2)}
+    df = run_strategies([StrategySpec("ttl", "stem"), StrategySpec("linear_probe", "layer1.0")], "resnet18",
+                        "scratch", data, TrainConfig(**CFG), [0, 1], tmp_path)
+    (tmp_path / "ttl" / "broken").mkdir()
+    (tmp_path / "ttl" / "broken" / "result.json").write_text("{not json")  # not a run: left out
+    (tmp_path / "ttl" / "broken" / "model.pt").write_bytes(b"")
+    index = index_runs(tmp_path)
+    assert sorted(index["run_dir"]) == sorted(df["run_dir"])
+    row = index.set_index("run_dir").loc[df["run_dir"][0]]
+    assert (row["strategy"], row["cut"], row["seed"], row["lr"]) == ("ttl", "stem", 0, CFG["lr"])
+    assert row["val_auroc"] == df["val_auroc"][0] and len(set(index["params_hash"])) == 4

@@ -38,11 +38,14 @@ def searched(data, tmp_path_factory):
         FIT_CALLS.append((kwargs.get("out_dir"), len(train_set)))
         return real_fit(model, train_set, *args, **kwargs)
 
-    ttl.search.fit = recording_fit
+    import ttl.train
+
+    # the warm-up calls fit from ttl.search, the trials through the run layer (ttl.train.runs.run_job)
+    ttl.search.fit = ttl.train.fit = recording_fit
     try:
         res = hierarchical(train, val, "resnet18", "scratch", CFG, out, test=test, seeds=(0,), metric="loss")
     finally:
-        ttl.search.fit = real_fit
+        ttl.search.fit = ttl.train.fit = real_fit
     return out, res
 
 

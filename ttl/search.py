@@ -38,7 +38,7 @@ from ttl.errors import ConfigError
 from ttl.models.cuts import CutInfo, cut_info, feature_info, stage_boundaries
 from ttl.provenance import atomic_write_json, read_json, write_result
 from ttl.train import TrainConfig, evaluate, fit, resolve_device
-from ttl.train.runs import RunSpec, run_params
+from ttl.train.runs import RunSpec, run_job, run_params
 
 METRICS = ("auroc", "auprc", "balanced_accuracy", "f1", "loss")
 CUT_STRATEGIES = ("ttl", "lwft", "linear_probe", "transfusion", "scratch")
@@ -252,10 +252,9 @@ def _run_trial(ctx: _Context, cut: str, seed: int, phase: str) -> Trial:
         _warm_up(ctx)
     t0 = time.perf_counter()
     info = cut_info(ctx.arch, cut)
-    spec = _model_spec(ctx, cut)
-    model = _prepare_model(ctx, cut, seed)
     cfg = replace(ctx.cfg, seed=seed)
-    res = fit(model, ctx.train, ctx.val, cfg, out_dir=run, test=ctx.test if ctx.test_all else None, params=spec)
+    data = {"train": ctx.train, "val": ctx.val, **({"test": ctx.test} if ctx.test is not None else {})}
+    res = run_job(_trial_job(ctx, cut, seed), data)  # the run layer's one path to a training
     test_value = None
     if ctx.test_all and ctx.test is not None:
         test_metrics = res.metrics.get("test") or evaluate(res.model, ctx.test, cfg)

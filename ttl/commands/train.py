@@ -138,9 +138,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ttl.cli import print_json
-    from ttl.strategies import prepare
-    from ttl.train import TrainConfig, fit
-    from ttl.train.runs import run_params
+    from ttl.train import TrainConfig
+    from ttl.train.runs import RunSpec, TrainJob, run_job, run_params
 
     check_model_args(args.arch, args.cut, args.source, args.device)
     check_strategy_options(args)
@@ -151,15 +150,14 @@ def run(args: argparse.Namespace) -> int:
                       image_size=args.size, amp=args.amp, compile=args.compile, device=args.device,
                       seed=args.seed, n_boot=args.n_boot)
     train = data["train"]
-    model = prepare(args.strategy, args.arch, cut=args.cut, num_classes=_num_outputs(train), source=args.source,
-                    width=width, slim_from=args.slim_from, seed=args.seed)
     default_out = (f"runs/{train.name}/{args.arch}-{source_label(args.source)}-{args.strategy}-"
                    f"{args.cut or 'full'}-s{args.seed}")
     out = Path(args.out or default_out)
     params = run_params(args.strategy, args.arch, args.cut, args.source, width, args.slim_from,
                         _num_outputs(train), args.dataset, root=args.root, **data_overrides(args))
-    result = fit(model, train, data["val"], cfg, out_dir=out, test=data["test"], params=params,
-                 on_epoch_end=None if sys.stderr.isatty() else epoch_logger(args.epochs))
+    job = TrainJob(RunSpec(args.strategy, args.cut, width, args.slim_from, lr=args.lr, seed=args.seed), args.arch,
+                   args.source, cfg, str(out), params)  # the run layer's one path to a training
+    result = run_job(job, data, on_epoch_end=None if sys.stderr.isatty() else epoch_logger(args.epochs))
     summary = {"result": str(result.path), "reused": result.reused, "best_epoch": result.best_epoch,
                "metrics": result.metrics}
     if args.json:

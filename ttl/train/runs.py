@@ -131,9 +131,10 @@ def train_job(spec: RunSpec, arch: str, source: str | os.PathLike, data: dict[st
                     score_test)
 
 
-def run_job(job: TrainJob, data: dict[str, Any]) -> Any:
+def run_job(job: TrainJob, data: dict[str, Any], on_epoch_end: Any = None) -> Any:
     """Read back the finished run of ``job`` or train it (resuming its checkpoint): a
-    :class:`ttl.train.FitResult`. Locally and in a worker, every training goes through here."""
+    :class:`ttl.train.FitResult`. Every training goes through here: ``ttl train``, grids, sweeps
+    and searches, locally and in a Ray worker. ``on_epoch_end(epoch, row)`` as in :func:`ttl.train.fit`."""
     from ttl.strategies import prepare
     from ttl.train import fit
 
@@ -141,7 +142,7 @@ def run_job(job: TrainJob, data: dict[str, Any]) -> Any:
     model = prepare(spec.strategy, job.arch, cut=spec.cut, num_classes=len(data["train"].classes), source=job.source,
                     width=spec.width, slim_from=spec.slim_from, seed=spec.seed)
     return fit(model, data["train"], data["val"], job.cfg, out_dir=job.run_dir,
-               test=data.get("test") if job.score_test else None, params=job.params)
+               test=data.get("test") if job.score_test else None, params=job.params, on_epoch_end=on_epoch_end)
 
 
 def get_or_train(spec: RunSpec, arch: str, source: str | os.PathLike, data: dict[str, Any], cfg: Any,
@@ -156,3 +157,37 @@ def get_or_train(spec: RunSpec, arch: str, source: str | os.PathLike, data: dict
     """
     job = train_job(spec, arch, source, data, cfg, base, data_params)
     return run_job(job, data), Path(job.run_dir)
+
+
+def index_runs(base: str | Path) -> Any:
+    """Every finished run under ``base`` (any depth) as a DataFrame, one row per run folder: what
+    it trained (strategy, arch, cut, source, width, dataset, lr, seed), how it ended (validation
+    AUROC, best epoch, epochs run, stop reason) and its run key. Folders without a readable
+    finished ``result.json`` (running, interrupted, foreign) are left out."""
+    import pandas as pd
+
+    from ttl.train.resume import finished
+
+    rows = []
+    for result in sorted(Path(base).rglob("result.json")):
+        if not (result.parent / "model.pt").exists():
+            continue
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a foreign result.json is simply not a run
+            doc = finished(result.parent)
+        params = ((doc or {}).get("provenance") or {}).get("params") or {}
+        model, train = params.get("model"), params.get("train") or {}
+        if doc is None or not isinstance(model, dict):
+            continue
+        auroc = ((doc["metrics"].get("val") or {}).get("auroc") or {}).get("value")
+        rows.append({"run_dir": str(result.parent), "strategy": model.get("strategy"), "arch": model.get("arch"),
+                     "cut": model.get("cut") or "full", "source": model.get("source"), "width": model.get("width"),
+                     "dataset": (params.get("data") or {}).get("dataset"), "lr": train.get("lr"),
+                     "seed": train.get("seed"), "val_auroc": auroc, "best_epoch": doc["best_epoch"],
+                     "epochs_run": len(doc["history"]), "stop_reason": doc.get("stop_reason"),
+                     "params_hash": doc["params_hash"]})
+    columns = ["run_dir", "strategy", "arch", "cut", "source", "width", "dataset", "lr", "seed", "val_auroc",
+               "best_epoch", "epochs_run", "stop_reason", "params_hash"]
+    return pd.DataFrame(rows, columns=columns)
