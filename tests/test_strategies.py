@@ -78,3 +78,33 @@ def test_scratch_and_full(source_checkpoint):
     assert all(torch.equal(v, src[k]) for k, v in full.items())
     scratch = _backbone_state(prepare("scratch", "resnet18", source=str(path)))
     assert not torch.equal(scratch["layer1.0.conv1.weight"], src["layer1.0.conv1.weight"])
+
+
+def test_a_registered_strategy_reaches_prepare_labels_the_search_and_the_cli(monkeypatch):
+    """The extension point: one decorated builder makes a strategy known everywhere."""
+    import ttl.strategies as st
+    from ttl.cli import build_parser
+    from ttl.strategies import StrategySpec, prepare, register_strategy
+
+    monkeypatch.setitem(st.REGISTRY, "bn_only", None)  # registered for this test only (removed after it)
+    del st.REGISTRY["bn_only"]
+
+    @register_strategy("bn_only", "only batch-norm parameters and the head train")
+    def _bn_only(arch, cut, num_classes, source, width, slim_from, seed):
+        model = st.build(arch, cut, num_classes, source=source, seed=seed)
+        for name, p in model.backbone.named_parameters():
+            p.requires_grad_(".bn" in f".{name}" or "downsample.1" in name)
+        return model
+
+    model = prepare("bn_only", "resnet18", cut="layer1.1", source="scratch")
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert trainable and all("bn" in n or n.startswith("head") for n in trainable)
+    assert StrategySpec("bn_only", "layer1.1").label == "bn_only(layer1.1)"
+    assert "bn_only" in st.cut_strategies()
+    for command in ("search", "train"):
+        assert build_parser().parse_args([command, "--strategy", "bn_only"]).strategy == "bn_only"
+    from ttl.search import _check
+
+    _check("resnet18", "bn_only", "auroc", (0,))  # the cut search accepts it
+    with pytest.raises(ConfigError, match="registered already"):
+        register_strategy("ttl", "again")(_bn_only)

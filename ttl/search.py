@@ -38,10 +38,10 @@ from ttl.errors import ConfigError
 from ttl.models.cuts import CutInfo, cut_info, feature_info, stage_boundaries
 from ttl.provenance import atomic_write_json, read_json, write_result
 from ttl.train import TrainConfig, evaluate, fit, resolve_device
+from ttl.strategies import cut_strategies
 from ttl.train.runs import RunSpec, run_job, run_params
 
 METRICS = ("auroc", "auprc", "balanced_accuracy", "f1", "loss")
-CUT_STRATEGIES = ("ttl", "lwft", "linear_probe", "transfusion", "scratch")
 NEIGHBOURHOODS = ("stage", "adjacent")
 SUMMARY = {"hierarchical": "search.json", "exhaustive": "exhaustive.json"}
 TRIAL_COST = "trial_cost.json"  # a trial's wall time, written next to its result.json
@@ -381,8 +381,9 @@ def _test_choice(ctx: _Context, cut: str, seeds: Sequence[int]) -> dict[str, Any
 
 def _check(arch: str, strategy: str, metric: str, seeds: Sequence[int]) -> list[int]:
     feature_info(arch)  # ConfigError for an unknown architecture
-    if strategy not in CUT_STRATEGIES:
-        raise ConfigError(f"search: strategy {strategy!r} has no cut to search; use one of {', '.join(CUT_STRATEGIES)}")
+    if strategy not in cut_strategies():  # every registered strategy that takes a cut
+        raise ConfigError(f"search: strategy {strategy!r} has no cut to search; use one of "
+                          f"{', '.join(cut_strategies())}")
     if metric not in METRICS:
         raise ConfigError(f"search: metric must be one of {', '.join(METRICS)}, not {metric!r}")
     seeds = [int(s) for s in seeds]

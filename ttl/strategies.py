@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from torch import nn
@@ -24,7 +25,80 @@ from ttl.errors import ConfigError
 from ttl.models.cuts import cut_info, family, feature_info
 from ttl.models.truncated import TTLModel, build
 
-STRATEGIES = ("full", "ttl", "lwft", "transfusion", "scratch", "linear_probe")
+@dataclass(frozen=True)
+class Strategy:
+    """A registered transfer strategy: how its model is built and what it takes.
+
+    ``build(arch, cut, num_classes, source, width, slim_from, seed)`` returns the model with its
+    frozen parts set; ``takes_cut``: the strategy keeps, freezes or re-initialises up to a cut (so
+    the cut search can tune it and tables label it ``name(cut)``); ``needs_cut``: it has no meaning
+    without one.
+    """
+
+    name: str
+    build: Callable[..., TTLModel]
+    summary: str
+    takes_cut: bool = True
+    needs_cut: bool = False
+
+
+REGISTRY: dict[str, Strategy] = {}
+
+
+def register_strategy(name: str, summary: str, takes_cut: bool = True,
+                      needs_cut: bool = False) -> Callable[[Callable[..., TTLModel]], Callable[..., TTLModel]]:
+    """Decorator adding a model builder to :data:`REGISTRY` (the CLI's choices, the search's
+    strategies and ``prepare`` follow)."""
+    def add(fn: Callable[..., TTLModel]) -> Callable[..., TTLModel]:
+        if name in REGISTRY:
+            raise ConfigError(f"strategy {name!r} is registered already")
+        REGISTRY[name] = Strategy(name, fn, summary, takes_cut, needs_cut)
+        return fn
+    return add
+
+
+@register_strategy("full", "the whole pretrained network, every layer finetuned", takes_cut=False)
+def _full(arch, cut, num_classes, source, width, slim_from, seed):
+    return build(arch, None, num_classes, source=source, seed=seed)
+
+
+@register_strategy("ttl", "blocks up to the cut, finetuned, with a new head")
+def _ttl(arch, cut, num_classes, source, width, slim_from, seed):
+    return build(arch, cut, num_classes, source=source, seed=seed)
+
+
+@register_strategy("lwft", "the whole network with blocks up to the cut frozen", needs_cut=True)
+def _lwft(arch, cut, num_classes, source, width, slim_from, seed):
+    model = build(arch, None, num_classes, source=source, seed=seed)
+    info = cut_info(arch, cut)
+    model.freeze([m for c in feature_info(arch)[: info.index + 1] for m in c.modules])
+    return model
+
+
+@register_strategy("transfusion", "blocks up to the cut pretrained, the rest re-initialised (and slimmed)",
+                   needs_cut=True)
+def _transfusion(arch, cut, num_classes, source, width, slim_from, seed):
+    return transfusion(arch, cut, num_classes, source=source, width=width, slim_from=slim_from, seed=seed)
+
+
+@register_strategy("scratch", "random initialisation (optionally truncated at the cut), all trained")
+def _scratch(arch, cut, num_classes, source, width, slim_from, seed):
+    return build(arch, cut, num_classes, source="scratch", seed=seed)
+
+
+@register_strategy("linear_probe", "frozen pretrained backbone up to the cut; only the head trains")
+def _linear_probe(arch, cut, num_classes, source, width, slim_from, seed):
+    model = build(arch, cut, num_classes, source=source, seed=seed)
+    model.freeze([n for n, _ in model.backbone.named_children()])
+    return model
+
+
+STRATEGIES = tuple(REGISTRY)  # ("full", "ttl", "lwft", "transfusion", "scratch", "linear_probe")
+
+
+def cut_strategies() -> tuple[str, ...]:
+    """The registered strategies that take a cut (what the cut search can tune)."""
+    return tuple(name for name, s in REGISTRY.items() if s.takes_cut)
 
 
 @dataclass(frozen=True)
@@ -38,40 +112,27 @@ class StrategySpec:
 
     @property
     def label(self) -> str:
-        if self.name in ("ttl", "lwft", "linear_probe", "transfusion", "scratch") and self.cut:
+        strategy = REGISTRY.get(self.name)
+        if strategy is not None and strategy.takes_cut and self.cut:
             extra = f", width={self.width:g}" if self.name == "transfusion" and self.width != 1 else ""
             return f"{self.name}({self.cut}{extra})"
         return self.name
 
 
 def _check(strategy: str) -> None:
-    if strategy not in STRATEGIES:
-        raise ConfigError(f"unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
+    if strategy not in REGISTRY:
+        raise ConfigError(f"unknown strategy {strategy!r}; choose one of {', '.join(REGISTRY)}")
 
 
 def prepare(strategy: str, arch: str, cut: str | int | None = None, num_classes: int = 2,
             source: str | os.PathLike = "imagenet", width: float = 1.0,
             slim_from: str | None = None, seed: int = 0) -> TTLModel:
-    """Build the model of ``strategy`` with its trainable and frozen parts set."""
+    """Build the model of ``strategy`` (a name in :data:`REGISTRY`) with its trainable and frozen parts set."""
     _check(strategy)
-    if strategy in ("lwft", "transfusion") and cut is None:
+    spec = REGISTRY[strategy]
+    if spec.needs_cut and cut is None:
         raise ConfigError(f"strategy {strategy!r} needs a cut (the last block to freeze/reuse)")
-    if strategy == "full":
-        return build(arch, None, num_classes, source=source, seed=seed)
-    if strategy == "ttl":
-        return build(arch, cut, num_classes, source=source, seed=seed)
-    if strategy == "scratch":
-        return build(arch, cut, num_classes, source="scratch", seed=seed)
-    if strategy == "linear_probe":
-        model = build(arch, cut, num_classes, source=source, seed=seed)
-        model.freeze([n for n, _ in model.backbone.named_children()])
-        return model
-    if strategy == "lwft":
-        model = build(arch, None, num_classes, source=source, seed=seed)
-        info = cut_info(arch, cut)
-        model.freeze([m for c in feature_info(arch)[: info.index + 1] for m in c.modules])
-        return model
-    return transfusion(arch, cut, num_classes, source=source, width=width, slim_from=slim_from, seed=seed)
+    return spec.build(arch, cut, num_classes, source, width, slim_from, seed)
 
 
 def reinitialise(module: nn.Module) -> None:

@@ -31,7 +31,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "OUT/<cut>-s<seed>/; rerunning reuses finished ones. Writes OUT/search.json "
                                    "(and OUT/exhaustive.json).")
     p.add_argument("--arch", default="resnet18")
-    p.add_argument("--strategy", default="ttl", choices=("ttl", "lwft", "linear_probe", "transfusion", "scratch"))
+    from ttl.strategies import cut_strategies
+
+    p.add_argument("--strategy", default="ttl", choices=cut_strategies(), help="a strategy that takes a cut")
     p.add_argument("--source", default="fractal",
                    help="fractal (shipped, works offline) | imagenet | imagenet:VERSION | scratch | path to a checkpoint")
     add_data_args(p)

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ttl.strategies import STRATEGIES
+from ttl.strategies import REGISTRY
 from ttl.commands.argtypes import (
     image_size, nonnegative_float, nonnegative_int, phantom_contrast, positive_float, positive_int,
     width_factor)
@@ -109,7 +109,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "validation AUROC, evaluate on test, write OUT/result.json. Rerunning the "
                                    "same command resumes an interrupted run or reuses a finished one.")
     p.add_argument("--arch", default="resnet18")
-    p.add_argument("--strategy", default="ttl", choices=STRATEGIES)
+    p.add_argument("--strategy", default="ttl", choices=tuple(REGISTRY))  # every registered strategy
     p.add_argument("--cut", default=None, help="cut point name (see `ttl cuts ARCH`); none = full model")
     p.add_argument("--source", default="fractal",
                    help="fractal (shipped, works offline) | imagenet | imagenet:VERSION | scratch | path to a checkpoint")
