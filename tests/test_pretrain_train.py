@@ -135,3 +135,20 @@ def test_same_parameters_give_the_same_weights_on_cpu(tmp_path):
     b = pretrain(**kw, out_dir=tmp_path / "b")
     c = pretrain(**{**kw, "seed": 1}, out_dir=tmp_path / "c")
     assert a["sha256"] == b["sha256"] != c["sha256"]
+
+
+def test_the_sources_page_draws_the_pretraining_curve_from_a_real_record(learned, tmp_path):
+    from matplotlib.image import imread
+
+    from ttl.book_pages import pretraining_curve
+
+    _, out = learned
+    text = pretraining_curve(out / "result.json", tmp_path)
+    result = read_json(out / "result.json")
+    last = result["history"][-1]
+    assert f"{last['val_accuracy']:.0%} of held-out" in text and "4 classes of 64 images at 32 px" in text
+    assert "2 epochs of ADAMW" in text and "chance 25%" in text
+    png = imread(tmp_path / "pretraining.png")
+    assert png.shape[1] <= 7 * 150 + 1 and png.shape[0] > 100  # within the book's 7-inch column at 150 dpi
+    missing = pretraining_curve(tmp_path / "none.json", tmp_path)
+    assert "No pretraining record" in missing and "ttl pretrain --arch resnet18" in missing

@@ -6,6 +6,8 @@ staged ``book/_generated/``, what ``book/intro.md`` and ``book/sources.md`` incl
 - ``verdicts.md``: the claims with their verdict and this run's evidence (:func:`verdict_table`);
 - ``key_figure.md`` (+ ``key_figure.png``): the landing page's figure, or a note when not run;
 - ``fractals.png`` and ``source_weights.md``: the shipped fractal source;
+- ``pretraining.png`` and ``pretraining.md``: the curve of the pretraining recipe run on a CPU at
+  reduced scale (``results/sources/pretraining_cpu.json``), with its facts;
 
 and returns MyST substitutions (``{{ run_profile }}``, ``{{ run_hardware }}``, ...) for the pages.
 """
@@ -28,6 +30,10 @@ SOURCE_ROOT = shipped_root()
 GENERATED = Path("book") / "_generated"
 KEY_FIGURE = ("02_feature_transferability", "finetune_curves.png")
 FRACTAL_CACHE = Path("results") / "sources" / "fractal_examples.png"
+PRETRAINING_RECORD = Path("results") / "sources" / "pretraining_cpu.json"
+# the shipped recipe (SGD, warm-up + cosine, label smoothing) at a size two CPU cores train in minutes
+PRETRAINING_COMMAND = ("ttl pretrain --arch resnet18 --classes 32 --images-per-class 96 --size 64 --epochs 15 "
+                       "--batch 64 --optimizer sgd --val-per-class 16 --device cpu --seed 0")
 CLAIMS = {
     1: "Finetuning every layer can be suboptimal; the level worth reusing depends on the task",
     2: "TTL matches or beats full TL, LWFT and TransFusion with smaller, faster models",
@@ -259,6 +265,37 @@ def fractal_examples(path: Path, n_classes: int = 8, per_class: int = 2, size: i
     return path
 
 
+def pretraining_curve(record: Path, out_dir: Path) -> str:
+    """Draw ``pretraining.png`` from a ``ttl pretrain`` result (its per-epoch history) and return the
+    markdown paragraph that goes with it: the run's size, final accuracies and time, read from the
+    record; a note when the record is missing."""
+    if not record.is_file():
+        return (f"*(No pretraining record at `{record.name}`; to draw the curve: `{PRETRAINING_COMMAND}`, "
+                f"then copy its `result.json` to `{PRETRAINING_RECORD}`.)*\n")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from ttl.experiments.plots import house_style, plot_pretraining_curve
+    from ttl.provenance import read_json
+
+    doc = read_json(record)
+    params = doc["provenance"]["params"]
+    house_style()
+    fig = plot_pretraining_curve(doc["history"], chance=doc["chance_accuracy"])
+    fig.savefig(out_dir / "pretraining.png", dpi=150)
+    plt.close(fig)
+    last = doc["history"][-1]
+    hardware = describe_hardware(doc["provenance"].get("hardware") or {})
+    return (f"{params['n_classes']} classes of {params['images_per_class']} images at {params['size']} px, "
+            f"{len(doc['history'])} epochs of {params['optimizer'].upper()} (batch {params['batch_size']}, "
+            f"peak learning rate {params['lr']:g}, warm-up then cosine decay), seed {params['seed']}: after the "
+            f"last epoch the network classifies {last['val_accuracy']:.0%} of held-out fractal instances "
+            f"correctly (chance {doc['chance_accuracy']:.0%}; {last['train_accuracy']:.0%} of the augmented "
+            f"training images), in {doc['provenance']['wall_time_s'] / 60:.0f} min on {hardware}.\n")
+
+
 def source_weights(manifest: Path) -> str:
     """A numbered table of the shipped source weights from ``weights/manifest.json``."""
     doc = json.loads(Path(manifest).read_text())
@@ -286,5 +323,6 @@ def write_generated(stage: Path, results: Path, profile: str, chapters: Sequence
     shutil.copy2(fractal_examples(cached if cached.is_file() or in_checkout() else work_root() / FRACTAL_CACHE),
                  out / "fractals.png")
     (out / "source_weights.md").write_text(source_weights(Path(root) / "weights" / "manifest.json"))
+    (out / "pretraining.md").write_text(pretraining_curve(Path(root) / PRETRAINING_RECORD, out))
     return facts
 

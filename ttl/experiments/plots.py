@@ -141,6 +141,27 @@ def plot_accuracy_vs_cost(summary: pd.DataFrame, cost: str = "params", value: st
     return ax
 
 
+def plot_pretraining_curve(history: Sequence[Mapping[str, float]], chance: float | None = None) -> Any:
+    """Training loss (left) and training / held-out accuracy (right) per epoch of a pretraining
+    (``ttl pretrain``'s ``result.json`` history), with the chance accuracy dashed."""
+    epochs = [int(h["epoch"]) for h in history]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(MAX_WIDTH_IN - 0.3, 2.8), constrained_layout=True)  # tight bbox adds a margin
+    left.plot(epochs, [h["train_loss"] for h in history], marker="o", color="C0")
+    left.set_xlabel("epoch")
+    left.set_ylabel("training loss")
+    right.plot(epochs, [h["train_accuracy"] for h in history], marker="o", color="C0", label="training (augmented)")
+    right.plot(epochs, [h["val_accuracy"] for h in history], marker="s", color="C1", label="held-out instances")
+    if chance is not None:
+        right.axhline(chance, color="0.5", linestyle="--", linewidth=1, label="chance")
+    right.set_xlabel("epoch")
+    right.set_ylabel("top-1 accuracy")
+    right.set_ylim(0, 1.02)
+    right.legend(loc="lower right")
+    for ax in (left, right):
+        ax.xaxis.get_major_locator().set_params(integer=True)
+    return fig
+
+
 def _grid_cols(n: int) -> int:
     """Columns for ``n`` example images: a divisor of ``n`` among 6, 5, 4 when there is one."""
     for cols in (4, 5, 6):
