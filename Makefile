@@ -4,9 +4,10 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PROFILE ?= cpu
 
-.PHONY: help env test test-fast book book-quick book-smoke clean
+.PHONY: help env test test-fast book book-html book-quick book-smoke clean
 help:
 	@echo "make book       the committed book (profile: $(PROFILE)): reuses the committed notebooks when nothing changed, builds _build/html"
+	@echo "make book-html  the committed book's HTML from book/executed as it is (executes nothing)"
 	@echo "make book-quick the 10-minute teaching book (profile quick) in _build/quick; never touches book/executed"
 	@echo "make test       run the test suite (CI runs this: bash .ci/run); make test-fast skips the slow tests"
 	@echo "make env      create $(VENV) (pip; conda users: conda env create -f environment.yml)"
@@ -30,6 +31,10 @@ test-fast: env
 
 book: env
 	$(VENV)/bin/ttl book --profile $(PROFILE)
+
+# The committed chapters as they are, executing nothing (they show the run they record, whatever code is checked out).
+book-html: env
+	$(VENV)/bin/ttl book --profile $(PROFILE) --html-only
 
 # The teaching book in _build/quick (its own executed notebooks and results; the committed book is untouched).
 book-quick: env

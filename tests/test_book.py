@@ -552,3 +552,11 @@ def test_only_the_committed_profile_writes_the_committed_book(tmp_path):
         assert book.default_executed_dir(profile, tmp_path) == tmp_path / "_build" / profile.name / "executed"
         assert book.default_results_dir(profile, tmp_path) == tmp_path / "_build" / profile.name / "results"
         assert book.default_build_dir(profile, tmp_path) == tmp_path / "_build" / profile.name
+
+
+def test_html_only_names_the_chapters_an_earlier_code_executed(setup):
+    """``ttl book --html-only`` executes nothing; it says which chapters older code executed."""
+    run(setup, {"notebooks": [{"name": "toy", "parameters": {"x": 2}}]})
+    assert book.executed_with_other_code(["toy", "absent"], setup["executed"], setup["code"]) == []
+    (setup["code"] / "mod.py").write_text("A = 2\n")  # the package changed since the execution
+    assert book.executed_with_other_code(["toy", "absent"], setup["executed"], setup["code"]) == ["toy"]

@@ -745,6 +745,33 @@ def build_html(chapters: Sequence[str], executed_dir: Path, build_dir: Path | No
     return html
 
 
+def executed_with_other_code(chapters: Sequence[str], executed_dir: Path, code_dir: Path = PACKAGE_DIR) -> list[str]:
+    """The chapters whose executed notebook records another package code hash than ``code_dir``'s
+    (executed by an earlier version of ``ttl``; absent chapters are not listed)."""
+    code = code_hash(code_dir)
+    return [c for c in chapters if (Path(executed_dir) / f"{c}.ipynb").is_file()
+            and _stored(Path(executed_dir) / f"{c}.ipynb").get("code_hash") != code]
+
+
+def build_only(profile: Profile | str | os.PathLike, *, executed_dir: Path | None = None,
+               results_dir: Path | None = None, build_dir: Path | None = None, root: Path = WORK_ROOT,
+               log: Any = None) -> Path:
+    """Build the HTML from the profile's executed notebooks as they are, executing nothing, and say
+    which of them an earlier version of the code executed (they show the run they record, with
+    its provenance; ``ttl book`` without ``--html-only`` would execute those again)."""
+    log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+    if not isinstance(profile, Profile):
+        profile = load_profile(profile)
+    root = Path(root).resolve()
+    executed_dir = Path(executed_dir) if executed_dir is not None else default_executed_dir(profile, root)
+    results_dir = Path(results_dir) if results_dir is not None else default_results_dir(profile, root)
+    older = executed_with_other_code(profile.names(), executed_dir)
+    if older:
+        log(f"executed by an earlier version of the ttl code (shown as executed, not re-run): {', '.join(older)}")
+    build_dir = Path(build_dir) if build_dir is not None else default_build_dir(profile, root)
+    return build_html(profile.names(), executed_dir, build_dir, root, log, profile, results_dir)
+
+
 def run_book(profile: Profile | str | os.PathLike, *, only: Sequence[str] | None = None,
              force: bool = False, executed_dir: Path | None = None, results_dir: Path | None = None,
              build: bool = True, build_dir: Path | None = None, root: Path = WORK_ROOT,

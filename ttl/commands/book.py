@@ -33,6 +33,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--notebooks-dir", type=Path, default=None,
                    help="where the source notebooks NAME.ipynb are (default: notebooks/)")
     p.add_argument("--no-build", action="store_true", help="execute the notebooks only; no HTML")
+    p.add_argument("--html-only", action="store_true",
+                   help="build the HTML from the executed notebooks as they are, executing nothing (those "
+                        "executed by an earlier version of the code are named)")
     p.add_argument("--build-dir", type=Path, default=None,
                    help="the HTML goes to DIR/_build/html (default: the repository root for the committed "
                         "profile, i.e. _build/html; _build/PROFILE for any other)")
@@ -63,6 +66,17 @@ def run(args: argparse.Namespace) -> int:
 
     check_book_tools()
     profile = load_profile(args.profile)
+    if args.html_only:
+        from ttl.book import build_only
+        from ttl.errors import ConfigError
+
+        if args.no_build or args.force or args.only or args.runs_dir or args.notebooks_dir:
+            raise ConfigError("--html-only executes nothing: drop --no-build, --force, --only, --runs-dir "
+                              "and --notebooks-dir")
+        html = build_only(profile, executed_dir=args.executed_dir, results_dir=args.results_dir,
+                          build_dir=args.build_dir)
+        print(f"book:   {html / 'index.html'}")
+        return 0
     result = run_book(profile, only=args.only, force=args.force, executed_dir=args.executed_dir,
                       results_dir=args.results_dir, build=not args.no_build, build_dir=args.build_dir,
                       notebooks_dir=args.notebooks_dir, progress=not args.no_progress, runs_dir=args.runs_dir)
