@@ -181,9 +181,8 @@ def describe(model: TTLModel) -> dict[str, object]:
     """A JSON-friendly summary: arch, cut, channels, parameter counts, normalisation."""
     total = sum(p.numel() for p in model.parameters())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    from ttl.train.inputs import model_data_config
-
-    cfg = model_data_config(model)
+    own = getattr(model, "data_config", None)  # what training fed it, else its source's
+    cfg = own if isinstance(own, DataConfig) else model.pretrained_cfg
     mean, std = cfg.mean, cfg.std
     return {"arch": model.arch, "cut": model.cut.name, "cut_index": model.cut.index,
             "channels": model.out_channels, "params": total, "trainable_params": trainable,
