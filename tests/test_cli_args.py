@@ -211,3 +211,21 @@ def test_train_leaves_its_arguments_as_parsed(monkeypatch, tmp_path):
     with pytest.raises(KeyboardInterrupt):
         run(args)
     assert args.width is None and seen["width"] == 0.5  # the default is recorded, the namespace untouched
+
+
+def test_training_options_default_to_train_configs_own_values():
+    """``ttl train`` and ``ttl search`` take TrainConfig's defaults (they used to re-declare them)."""
+    from dataclasses import fields
+
+    from ttl.cli import build_parser
+    from ttl.train import TrainConfig
+
+    own = {f.name: f.default for f in fields(TrainConfig)}
+    flags = {"epochs": "epochs", "batch": "batch_size", "lr": "lr", "weight_decay": "weight_decay",
+             "schedule": "schedule", "patience": "patience", "amp": "amp", "seed": "seed", "n_boot": "n_boot"}
+    for command in ("train", "search"):
+        args = vars(build_parser().parse_args([command]))
+        checked = [dest for dest in flags if dest in args]
+        assert {"epochs", "batch", "lr", "patience", "n_boot"} <= set(checked)
+        for dest in checked:
+            assert args[dest] == own[flags[dest]], f"ttl {command} --{dest}: {args[dest]!r} != TrainConfig's"

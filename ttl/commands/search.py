@@ -6,7 +6,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from ttl.commands.train import add_data_args, check_model_args, data_overrides, load_splits, source_label
+from ttl.commands.train import (add_data_args, check_model_args, data_overrides, load_splits, source_label,
+                                train_defaults)
 from ttl.commands.argtypes import image_size, nonnegative_int, positive_float, positive_int
 from ttl.commands.executor_args import add_executor_args, executor_from_args
 
@@ -37,10 +38,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--source", default="fractal",
                    help="fractal (shipped, works offline) | imagenet | imagenet:VERSION | scratch | path to a checkpoint")
     add_data_args(p)
-    p.add_argument("--epochs", type=positive_int, default=10)
-    p.add_argument("--batch", type=positive_int, default=64)
-    p.add_argument("--lr", type=positive_float, default=1e-3)
-    p.add_argument("--patience", type=nonnegative_int, default=5, help="early-stopping patience in epochs (0: off)")
+    defaults = train_defaults()  # TrainConfig's own
+    p.add_argument("--epochs", type=positive_int, default=defaults["epochs"])
+    p.add_argument("--batch", type=positive_int, default=defaults["batch_size"])
+    p.add_argument("--lr", type=positive_float, default=defaults["lr"])
+    p.add_argument("--patience", type=nonnegative_int, default=defaults["patience"],
+                   help="early-stopping patience in epochs (0: off)")
     p.add_argument("--size", type=image_size, default=None, help="training image size (default: the data's)")
     p.add_argument("--seeds", type=nonnegative_int, nargs="+", default=[0], help="seeds; the choice uses their mean")
     p.add_argument("--metric", default="auroc", choices=("auroc", "auprc", "balanced_accuracy", "f1", "loss"),
@@ -51,7 +54,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--test-all", action="store_true",
                    help="also report the test metric of every trial (never used to choose)")
     p.add_argument("--exhaustive", action="store_true", help="also train every cut and compare with the search")
-    p.add_argument("--n-boot", type=nonnegative_int, default=1000, help="bootstrap resamples for the test CIs")
+    p.add_argument("--n-boot", type=nonnegative_int, default=defaults["n_boot"], help="bootstrap resamples for the test CIs")
     p.add_argument("--device", default="auto")
     p.add_argument("--out", default=None,
                    help="folder of the trials (default: runs/<dataset>/search-<arch>-<source>-<strategy>)")

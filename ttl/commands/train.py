@@ -103,6 +103,16 @@ def load_splits(args: argparse.Namespace, splits: tuple[str, ...] = ("train", "v
     return {s: load(args.dataset, root=args.root, split=s, **data_overrides(args)) for s in splits}
 
 
+def train_defaults() -> dict[str, Any]:
+    """:class:`ttl.train.TrainConfig`'s field defaults: the training options of ``ttl train`` and
+    ``ttl search`` take theirs from here, so the CLI and the Python API never drift apart."""
+    from dataclasses import fields
+
+    from ttl.train import TrainConfig
+
+    return {f.name: f.default for f in fields(TrainConfig)}
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="finetune a model with one transfer strategy",
                        description="Train ARCH with STRATEGY on a dataset, select the epoch with the best "
@@ -117,19 +127,21 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="TransFusion width factor of the slimmed blocks (default: 0.5; TransFusion only)")
     p.add_argument("--slim-from", default=None, help="TransFusion: first slimmed block (default: first after cut)")
     add_data_args(p)
-    p.add_argument("--epochs", type=positive_int, default=10)
-    p.add_argument("--batch", type=positive_int, default=64)
-    p.add_argument("--lr", type=positive_float, default=1e-3)
-    p.add_argument("--weight-decay", type=nonnegative_float, default=1e-4)
-    p.add_argument("--schedule", default="cosine", choices=("cosine", "plateau", "constant"))
-    p.add_argument("--patience", type=nonnegative_int, default=5, help="early-stopping patience in epochs (0: off)")
+    defaults = train_defaults()
+    p.add_argument("--epochs", type=positive_int, default=defaults["epochs"])
+    p.add_argument("--batch", type=positive_int, default=defaults["batch_size"])
+    p.add_argument("--lr", type=positive_float, default=defaults["lr"])
+    p.add_argument("--weight-decay", type=nonnegative_float, default=defaults["weight_decay"])
+    p.add_argument("--schedule", default=defaults["schedule"], choices=("cosine", "plateau", "constant"))
+    p.add_argument("--patience", type=nonnegative_int, default=defaults["patience"],
+                   help="early-stopping patience in epochs (0: off)")
     p.add_argument("--no-class-weights", action="store_true", help="plain (unweighted) loss")
     p.add_argument("--size", type=image_size, default=None, help="training image size (default: the data's)")
-    p.add_argument("--amp", default="auto", choices=("auto", "bf16", "fp16", "off"))
+    p.add_argument("--amp", default=defaults["amp"], choices=("auto", "bf16", "fp16", "off"))
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
     p.add_argument("--device", default="auto")
-    p.add_argument("--seed", type=nonnegative_int, default=0)
-    p.add_argument("--n-boot", type=nonnegative_int, default=1000, help="bootstrap resamples for the CIs")
+    p.add_argument("--seed", type=nonnegative_int, default=defaults["seed"])
+    p.add_argument("--n-boot", type=nonnegative_int, default=defaults["n_boot"], help="bootstrap resamples for the CIs")
     p.add_argument("--out", default=None,
                    help="run folder (default: runs/<dataset>/<arch>-<source>-<strategy>-<cut>-s<seed>)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
