@@ -4,7 +4,8 @@
 -> the :class:`~ttl.train.engine.TrainStep` that :func:`ttl.train.fit` builds with
 :func:`ttl.train.loop.make_step`: autocast, class-weighted loss, AdamW, gradient scaler for fp16,
 the per-batch cosine scheduler) and of the pure-compute bound (the same step on one batch already
-on the device), with medians over repeats after warm-up, and the peak GPU memory. Results are JSON with provenance; on a CPU-only machine they say so.
+on the device), with medians over repeats after warm-up, and the peak GPU memory. Results are
+JSON with provenance; on a CPU-only machine they say so.
 """
 
 from __future__ import annotations

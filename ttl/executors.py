@@ -159,9 +159,9 @@ class RayExecutor:
             return []
         ray = self._init()
         data_ref = ray.put(data)  # once: every task reads the same object
-        threads = self.threads_per_task or (max(1, int(self.cpus_per_task)) if self._gpus(jobs) == 0 else None)
-        task = ray.remote(_ray_task).options(num_cpus=self.cpus_per_task, num_gpus=self._gpus(jobs),
-                                              max_retries=self.max_retries)
+        gpus = self._gpus(jobs)
+        threads = self.threads_per_task or (max(1, int(self.cpus_per_task)) if gpus == 0 else None)
+        task = ray.remote(_ray_task).options(num_cpus=self.cpus_per_task, num_gpus=gpus, max_retries=self.max_retries)
         refs = [task.remote(job, data_ref, threads, self.lock_wait_s) for job in jobs]
         bar = tqdm(total=len(refs), desc=f"{desc} (ray)", disable=None if progress is None else not progress)
         pending = list(refs)

@@ -253,8 +253,7 @@ def _run_trial(ctx: _Context, cut: str, seed: int, phase: str) -> Trial:
     t0 = time.perf_counter()
     info = cut_info(ctx.arch, cut)
     cfg = replace(ctx.cfg, seed=seed)
-    data = {"train": ctx.train, "val": ctx.val, **({"test": ctx.test} if ctx.test is not None else {})}
-    res = run_job(_trial_job(ctx, cut, seed), data)  # the run layer's one path to a training
+    res = run_job(_trial_job(ctx, cut, seed), _splits(ctx))  # the run layer's one path to a training
     test_value = None
     if ctx.test_all and ctx.test is not None:
         test_metrics = res.metrics.get("test") or evaluate(res.model, ctx.test, cfg)
@@ -277,6 +276,11 @@ def _run_trial(ctx: _Context, cut: str, seed: int, phase: str) -> Trial:
     return trial
 
 
+def _splits(ctx: _Context) -> dict[str, Any]:
+    """The search's datasets as the run layer takes them (``train``, ``val``, ``test`` when given)."""
+    return {"train": ctx.train, "val": ctx.val, **({"test": ctx.test} if ctx.test is not None else {})}
+
+
 def _trial_job(ctx: _Context, cut: str, seed: int) -> Any:
     """The trial as a :class:`ttl.train.runs.TrainJob` (for an executor), filed where
     :func:`_run_trial` reads it back."""
@@ -295,9 +299,9 @@ def _run_remote(ctx: _Context, jobs: Sequence[tuple[str, int]], desc: str) -> No
     todo = [(c, s) for c, s in jobs if not _finished(_trial_run(ctx, c, s))]
     if not todo:
         return
-    data = {"train": ctx.train, "val": ctx.val, **({"test": ctx.test} if ctx.test is not None else {})}
     trial_jobs = [_trial_job(ctx, c, s) for c, s in todo]
-    for job, outcome in zip(trial_jobs, ctx.executor.run(trial_jobs, data, desc=desc, progress=ctx.cfg.progress)):
+    outcomes = ctx.executor.run(trial_jobs, _splits(ctx), desc=desc, progress=ctx.cfg.progress)
+    for job, outcome in zip(trial_jobs, outcomes):
         ctx.remote[job.run_dir] = outcome
 
 
