@@ -27,17 +27,18 @@ def write_profile(path: Path, data: object) -> Path:
 
 
 @pytest.mark.parametrize("data, expected", [
-    ({"notebooks": ["a"], "defualts": {}}, "unknown key(s) ['defualts']"),
-    ({"defaults": [1, 2], "notebooks": ["a"]}, "key 'defaults' must be a mapping, got list"),
-    ({"notebooks": {"a": {}}}, "key 'notebooks' must be a list, got dict"),
-    ({"notebooks": ["a"], "time_budget_minutes": "ten"}, "key 'time_budget_minutes' must be a number"),
+    ({"notebooks": ["a"], "defualts": {}}, "unknown key 'defualts' (known here: description, hardware"),
+    ({"defaults": [1, 2], "notebooks": ["a"]}, "key 'defaults': expected a mapping, got list"),
+    ({"notebooks": {"a": {}}}, "key 'notebooks': expected a list, got dict"),
+    ({"notebooks": ["a"], "time_budget_minutes": "ten"}, "key 'time_budget_minutes': expected a number, got str 'ten'"),
     ({"defaults": {}}, "missing key 'notebooks'"),
     ({"notebooks": []}, "'notebooks' is empty"),
-    ({"notebooks": [{"name": "a", "epochs": 3}]}, "notebooks[0]: unknown key(s) ['epochs']"),
+    ({"notebooks": [{"name": "a", "epochs": 3}]}, "unknown key 'notebooks[0].epochs' (known here: name, parameters) (put notebook parameters under"),
     ({"notebooks": [{"name": "a.ipynb"}]}, "notebooks[0].name must be a notebook name"),
-    ({"notebooks": [{"parameters": {}}]}, "notebooks[0].name must be a notebook name"),
+    ({"notebooks": [{"parameters": {}}]}, "missing required key 'notebooks[0].name'"),
+    ({"notebooks": [3]}, "key 'notebooks[0]': expected a string or a mapping, got int 3"),
     ({"notebooks": ["a", "a"]}, "notebook 'a' is listed twice"),
-    ({"notebooks": [{"name": "a", "parameters": [1]}]}, "(a).parameters must be a mapping"),
+    ({"notebooks": [{"name": "a", "parameters": [1]}]}, "key 'notebooks[0].parameters': expected a mapping, got list"),
     ({"defaults": {"bad-name": 1}, "notebooks": ["a"]}, "'bad-name' is not a valid Python identifier"),
     ({"defaults": {"output_dir": "x"}, "notebooks": ["a"]}, "'output_dir' is set by the runner"),
 ])

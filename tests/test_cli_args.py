@@ -177,7 +177,7 @@ runpy.run_module("ttl.cli", run_name="__main__")
 @pytest.mark.parametrize("module, argv", [
     ("ttl.commands.train", ["train"]),  # while the parser imports the commands
     ("torch", ["cuts", "resnet18"]),  # while a command imports torch
-    ("ttl.data.phantoms", ["train", "--source", "scratch", "--n-per-class", "4", "--data-size", "16"]),  # data
+    ("ttl.data.phantoms", ["train", "--source", "scratch", "--n-per-class", "4", "--data-size", "32"]),  # data
 ])
 def test_ctrl_c_during_start_up_is_one_line(tmp_path, module, argv):
     import os

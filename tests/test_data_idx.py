@@ -109,7 +109,7 @@ def test_notebook_loader_keeps_phantom_options_to_phantoms(tmp_path):
     manifest = write_idx_dataset(tmp_path)
     path = tmp_path / "tiny-idx.yaml"
     path.write_text(yaml.safe_dump(manifest))
-    with pytest.raises(ConfigError, match="contrast=2.0 applies to the phantoms only"):
+    with pytest.raises(ConfigError, match="contrast=2.0 applies to phantom datasets only; .* is of kind 'idx': leave contrast at 1.0"):
         load_splits(str(path), str(tmp_path), n_per_class=3, contrast=2.0)
     data = load_splits(str(path), {"tiny-idx": str(tmp_path)}, n_per_class=3, size=16)
     assert [len(d) for d in data.values()] == [6, 6, 6]

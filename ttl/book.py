@@ -43,9 +43,13 @@ from typing import Any
 
 import yaml
 
+from pydantic import Field
+
 from ttl.errors import ConfigError, TTLError
 from ttl.processes import pid_alive
 from ttl.resources import in_checkout, shipped_root, work_root
+from ttl.schema import Strict, either
+from ttl.schema import validate as schema_validate
 
 # SOURCE_ROOT holds the book's sources (_config.yml, _toc.yml, book/, notebooks/, profiles/): the
 # repository, or an installed wheel's copy (ttl.resources). WORK_ROOT is where the book's outputs go
@@ -59,9 +63,6 @@ EXECUTED_SUBDIR = Path("book") / "executed"  # where the toc expects executed no
 COMMITTED_PROFILE = "cpu"  # the profile of the committed book (book/executed, results/cpu)
 METADATA_KEY = "ttl_book"
 RUNNER_PARAMETERS = ("output_dir", "profile")
-PROFILE_KEYS = {"description": str, "hardware": str, "time_budget_minutes": (int, float),
-                "defaults": dict, "notebooks": list}
-NOTEBOOK_KEYS = {"name": str, "parameters": dict}
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _SCALARS = (str, int, float, bool, type(None))
 
@@ -150,11 +151,23 @@ def _check_parameters(params: Any, where: str) -> dict[str, Any]:
     return dict(params)
 
 
-def _type_name(types: type | tuple[type, ...]) -> str:
-    names = {dict: "a mapping", list: "a list", str: "a string"}
-    if isinstance(types, tuple):
-        return "a number"
-    return names.get(types, types.__name__)
+class NotebookEntry(Strict):
+    """One entry of a profile's ``notebooks`` list (a bare name is short for ``{name: ...}``)."""
+
+    name: str = Field(description="a notebook of notebooks/, without '.ipynb'")
+    parameters: dict[str, Any] | None = Field(None, description="overrides; the notebook must declare each one")
+
+
+class ProfileSchema(Strict):
+    """The schema of a profile (``profiles/*.yaml``); parameter values are checked by
+    :func:`_check_parameters` (what papermill can write as Python literals)."""
+
+    description: str | None = Field(None, description="what the profile is for")
+    hardware: str | None = Field(None, description="documentation only")
+    time_budget_minutes: float | None = Field(None, ge=0, description="documentation only")
+    defaults: dict[str, Any] | None = Field(None, description="given to every notebook that declares the parameter")
+    notebooks: list[either(str, NotebookEntry)] = Field(  # type: ignore[valid-type]
+        description="the notebooks to run, in order", min_length=1)
 
 
 def parse_profile(data: Any, name: str, path: Path | None = None) -> Profile:
@@ -163,44 +176,33 @@ def parse_profile(data: Any, name: str, path: Path | None = None) -> Profile:
     if not isinstance(data, dict):
         raise ConfigError(f"{src}: a profile must be a mapping with 'defaults' and 'notebooks', "
                           f"got {type(data).__name__}")
-    unknown = sorted(set(map(str, data)) - set(PROFILE_KEYS))
-    if unknown:
-        raise ConfigError(f"{src}: unknown key(s) {unknown}; allowed: {sorted(PROFILE_KEYS)}")
+    if not data.get("notebooks") and "notebooks" in data:
+        raise ConfigError(f"{src}: 'notebooks' is empty; list at least one notebook")
     if "notebooks" not in data:
         raise ConfigError(f"{src}: missing key 'notebooks' (an ordered list of notebooks to run)")
-    for key, types in PROFILE_KEYS.items():
-        value = data.get(key)
-        if value is None:
-            continue
-        if isinstance(value, bool) or not isinstance(value, types):
-            raise ConfigError(f"{src}: key {key!r} must be {_type_name(types)}, got {type(value).__name__}")
+    try:
+        schema = schema_validate(ProfileSchema, {k: v for k, v in data.items() if v is not None}, src, ConfigError)
+    except ConfigError as exc:
+        if re.search(r"unknown key 'notebooks\[\d+\]\.", str(exc)):
+            raise ConfigError(f"{exc} (put notebook parameters under 'parameters:')") from None
+        raise
     defaults = _check_parameters(data.get("defaults"), f"{src}: defaults")
     notebooks: list[NotebookSpec] = []
-    if not data["notebooks"]:
-        raise ConfigError(f"{src}: 'notebooks' is empty; list at least one notebook")
-    for i, entry in enumerate(data["notebooks"]):
+    for i, entry in enumerate(schema.notebooks):
         where = f"{src}: notebooks[{i}]"
         if isinstance(entry, str):
-            entry = {"name": entry}
-        if not isinstance(entry, dict):
-            raise ConfigError(f"{where} must be a mapping with 'name' (and 'parameters'), "
-                              f"got {type(entry).__name__}")
-        unknown = sorted(set(map(str, entry)) - set(NOTEBOOK_KEYS))
-        if unknown:
-            raise ConfigError(f"{where}: unknown key(s) {unknown}; allowed: {sorted(NOTEBOOK_KEYS)} "
-                              "(put notebook parameters under 'parameters:')")
-        nb_name = entry.get("name")
-        if not isinstance(nb_name, str) or not _NAME_RE.match(nb_name) or nb_name.endswith(".ipynb"):
+            entry = NotebookEntry(name=entry)
+        nb_name = entry.name
+        if not _NAME_RE.match(nb_name) or nb_name.endswith(".ipynb"):
             raise ConfigError(f"{where}.name must be a notebook name without '.ipynb' "
                               f"(letters, digits, '_', '-', '.'), got {nb_name!r}")
         if nb_name in {nb.name for nb in notebooks}:
             raise ConfigError(f"{where}.name: notebook {nb_name!r} is listed twice")
-        notebooks.append(NotebookSpec(nb_name, _check_parameters(entry.get("parameters"),
+        notebooks.append(NotebookSpec(nb_name, _check_parameters(entry.parameters,
                                                                  f"{where} ({nb_name}).parameters")))
-    budget = data.get("time_budget_minutes")
     return Profile(name=name, path=path, defaults=defaults, notebooks=tuple(notebooks),
-                   description=data.get("description") or "", hardware=data.get("hardware") or "",
-                   time_budget_minutes=float(budget) if budget is not None else None)
+                   description=schema.description or "", hardware=schema.hardware or "",
+                   time_budget_minutes=schema.time_budget_minutes)
 
 
 def available_profiles(profiles_dir: Path = PROFILES_DIR) -> list[str]:

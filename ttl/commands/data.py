@@ -12,8 +12,8 @@ import argparse
 import io
 import json
 from typing import Any
-from ttl.commands.argtypes import (
-    fraction_open, image_size, label_noise, nonnegative_int, phantom_contrast, positive_int)
+from ttl.commands.argtypes import image_size, nonnegative_int, phantom_contrast, positive_int
+from ttl.commands.dataset_args import add_kind_options, kind_overrides
 
 SPLIT_CHOICES = ("all", "train", "val", "test")
 
@@ -44,11 +44,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     g.add_argument("--size", type=image_size, default=None, help="image size in pixels (any dataset)")
     g.add_argument("--n-per-class", type=positive_int, default=None, help="phantoms: images per class and split")
     g.add_argument("--seed", type=nonnegative_int, default=None, help="phantoms: generator seed")
-    g.add_argument("--balance", type=fraction_open, default=None, help="phantoms: fraction of class 1")
-    g.add_argument("--label-noise", type=label_noise, default=None, help="phantoms: fraction of flipped labels")
-    g.add_argument("--contrast", type=phantom_contrast, default=None, help="phantoms: lesion conspicuity (1 = default)")
-    g.add_argument("--npz", default=None, help="MedMNIST: read this npz file instead of the cache/download")
-    g.add_argument("--no-download", action="store_true", help="MedMNIST: never download")
+    add_kind_options(sh.add_argument_group("options of one dataset kind (ttl.data.kinds)"))
     sh.set_defaults(func=run_show)
 
     au = actions.add_parser("audit", help="shortcut audit of a phantom level (simple baselines on hand-made features)",
@@ -73,11 +69,8 @@ def _usage(parser: argparse.ArgumentParser) -> int:
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
-    out = {"size": args.size, "n_per_class": args.n_per_class, "seed": args.seed, "balance": args.balance,
-           "label_noise": args.label_noise, "contrast": args.contrast, "npz": args.npz}
-    if args.no_download:
-        out["download"] = False
-    return {k: v for k, v in out.items() if v is not None}
+    out = {"size": args.size, "n_per_class": args.n_per_class, "seed": args.seed}
+    return {**{k: v for k, v in out.items() if v is not None}, **kind_overrides(args)}
 
 
 def run_list(args: argparse.Namespace) -> int:

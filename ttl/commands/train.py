@@ -10,8 +10,8 @@ from typing import Any
 
 from ttl.strategies import REGISTRY
 from ttl.commands.argtypes import (
-    image_size, nonnegative_float, nonnegative_int, phantom_contrast, positive_float, positive_int,
-    width_factor)
+    image_size, nonnegative_float, nonnegative_int, positive_float, positive_int, width_factor)
+from ttl.commands.dataset_args import add_kind_options, kind_overrides
 
 
 def add_data_args(p: argparse.ArgumentParser) -> None:
@@ -21,14 +21,12 @@ def add_data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--n-per-class", type=positive_int, default=None, help="phantoms: images per class and split")
     p.add_argument("--data-size", type=image_size, default=None, help="resize images to this size when loading")
     p.add_argument("--data-seed", type=nonnegative_int, default=None, help="phantoms: generator seed")
-    p.add_argument("--contrast", type=phantom_contrast, default=None,
-                   help="phantoms: lesion conspicuity (1 = the calibrated default every profile uses)")
+    add_kind_options(p.add_argument_group("options of one dataset kind (ttl.data.kinds)"))
 
 
 def data_overrides(args: argparse.Namespace) -> dict[str, Any]:
-    out = {"n_per_class": args.n_per_class, "size": args.data_size, "seed": args.data_seed,
-           "contrast": args.contrast}
-    return {k: v for k, v in out.items() if v is not None}
+    out = {"n_per_class": args.n_per_class, "size": args.data_size, "seed": args.data_seed}
+    return {**{k: v for k, v in out.items() if v is not None}, **kind_overrides(args)}
 
 
 def epoch_logger(epochs: int) -> Callable[[int, dict[str, float]], None]:

@@ -9,9 +9,17 @@ Synthetic phantoms (:mod:`ttl.data.phantoms`) are generated, not real patients' 
 
 from __future__ import annotations
 
-from .dataset import ImageDataset
-from .loader import load
-from .manifest import Manifest, list_datasets, load_manifest
-from .show import summary
+import importlib
+from typing import Any
+
+# imported on first use, so reading manifests and the kind registry (the CLI's parsers) needs no torch
+_LAZY = {"ImageDataset": ".dataset", "load": ".loader", "Manifest": ".manifest", "list_datasets": ".manifest",
+         "load_manifest": ".manifest", "summary": ".show"}
 
 __all__ = ["ImageDataset", "Manifest", "list_datasets", "load", "load_manifest", "summary"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name], __name__), name)
+    raise AttributeError(f"module 'ttl.data' has no attribute {name!r}")

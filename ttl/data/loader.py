@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -19,16 +19,14 @@ from ttl.errors import ConfigError, DataError
 from ttl.provenance import stable_hash
 
 from . import cache as _cache
-from .dataset import ImageDataset
-from .manifest import Manifest, load_manifest
+from .kinds import (DatasetKind, FolderOptions, LoadOptions, MedmnistOptions, PhantomManifestParams,
+                    PhantomOptions, get_kind, register_kind)
+from .manifest import Manifest, _validate_folder, _validate_idx, _validate_medmnist, _validate_phantom, load_manifest
+
+if TYPE_CHECKING:
+    from .dataset import ImageDataset
 
 SPLITS = ("train", "val", "test")
-OVERRIDES = {
-    "phantom": ("size", "n_per_class", "seed", "balance", "label_noise", "contrast"),
-    "medmnist": ("size", "npz", "download", "n_per_class", "seed"),
-    "idx": ("size", "n_per_class", "seed"),
-    "folder": ("size", "resize", "n_per_class", "seed"),
-}
 
 
 def resize_images(images: np.ndarray, size: int) -> np.ndarray:
@@ -44,17 +42,6 @@ def resize_images(images: np.ndarray, size: int) -> np.ndarray:
         y = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
         out[i:i + 512] = y.round().clamp(0, 255).to(torch.uint8).numpy()
     return out
-
-
-def _check_overrides(m: Manifest, overrides: Mapping[str, Any]) -> None:
-    allowed = OVERRIDES[m.kind]
-    bad = [k for k in overrides if k not in allowed]
-    if bad:
-        raise ConfigError(f"dataset {m.name!r} ({m.kind}): unknown override(s) {bad}; "
-                          f"allowed: {list(allowed)}")
-    size = overrides.get("size")
-    if size is not None and (not isinstance(size, (int, np.integer)) or not 8 <= size <= 4096):
-        raise ConfigError(f"dataset {m.name!r}: size must be an integer in [8, 4096], got {size!r}")
 
 
 def _cached(m: Manifest, split: str, key_parts: Mapping[str, Any], use_cache: bool,
@@ -84,24 +71,24 @@ def load(manifest_or_name: str | os.PathLike | Manifest | Mapping[str, Any],
 
     ``manifest_or_name``: a shipped dataset's name (see :func:`list_datasets`), a path to a
     manifest YAML, a :class:`Manifest` or a mapping. ``root``: where the files of a folder
-    dataset lie (a MedMNIST folder holding the npz may be given too). ``overrides``: ``size``
-    (any dataset); phantoms: ``n_per_class``, ``seed``, ``balance``, ``label_noise``, ``contrast``; MedMNIST:
-    ``npz`` (a file to read instead of the cache/download; not checksummed) and ``download``;
-    folders: ``resize`` (center-crop, stretch, pad). ``cache=False`` skips the disk cache;
+    dataset lie (a MedMNIST folder holding the npz may be given too). ``overrides``: the options
+    of the manifest's kind (:mod:`ttl.data.kinds`): ``size``, ``n_per_class`` and ``seed`` for
+    every kind; phantoms: ``balance``, ``label_noise``, ``contrast``; MedMNIST: ``npz`` (a file to
+    read instead of the cache/download; not checksummed) and ``download``; folders: ``resize``. ``cache=False`` skips the disk cache;
     ``cache_dir`` replaces ``$TTL_CACHE``.
     """
+    from .dataset import ImageDataset
+
     m = load_manifest(manifest_or_name)
     if split not in SPLITS:
         raise ConfigError(f"split must be one of {SPLITS}, got {split!r}")
-    overrides = {k: v for k, v in overrides.items() if v is not None}
-    _check_overrides(m, overrides)
+    kind = get_kind(m.kind)
+    overrides = kind.check_options(overrides, m.name)
     if root is None and m.layout.get("default_root"):
         root = Path(m.layout["default_root"]).expanduser()
-    loader = {"phantom": _load_phantom, "medmnist": _load_medmnist, "idx": _load_idx,
-              "folder": _load_folder}[m.kind]
-    file_opts = {k: v for k, v in overrides.items() if not (m.kind != "phantom" and k in SUBSET_OPTIONS)}
-    arrays, meta = loader(m, root, split, cache, cache_dir, progress, file_opts)
-    if m.kind != "phantom" and overrides.get("n_per_class") is not None:
+    file_opts = {k: v for k, v in overrides.items() if not (kind.subset and k in SUBSET_OPTIONS)}
+    arrays, meta = kind.load(m, root, split, cache, cache_dir, progress, file_opts)
+    if kind.subset and overrides.get("n_per_class") is not None:
         arrays, meta = _subset(m, split, arrays, meta, overrides["n_per_class"], int(overrides.get("seed", 0)))
     images, labels = arrays["images"], arrays["labels"]
     if len(images) == 0:
@@ -269,13 +256,10 @@ def _match_channels(images: np.ndarray, channels: int) -> np.ndarray:
 def _load_folder(m: Manifest, root: Any, split: str, use_cache: bool, cache: Any, progress: bool,
                  overrides: Mapping[str, Any]) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     from . import folder as fd
-    from .manifest import RESIZE_MODES
 
     root_path = fd._require_root(m, root)
     size = int(overrides.get("size", m.preprocessing["size"]))
     mode = overrides.get("resize", m.preprocessing.get("resize", "center-crop"))
-    if mode not in RESIZE_MODES:
-        raise ConfigError(f"resize must be one of {RESIZE_MODES}, got {mode!r}")
     channels = int(m.preprocessing["channels"])
     records = fd.read_records(m, root_path)
     by_split = fd.assign_splits(m, records, root_path)
@@ -302,3 +286,22 @@ def _load_folder(m: Manifest, root: Any, split: str, use_cache: bool, cache: Any
                                                                   "resize": mode}
 
     return _cached(m, split, key, use_cache, cache, make)
+
+
+# --------------------------------------------------------------------------------------------
+# the shipped kinds (ttl.data.kinds): one registration each
+
+register_kind(DatasetKind(
+    "phantom", "images generated by ttl.data.phantoms at a feature level", _load_phantom, PhantomOptions,
+    split_rules=("generated",), needs=("source.params",), params=PhantomManifestParams, check=_validate_phantom,
+    subset=False))
+register_kind(DatasetKind(
+    "medmnist", "the npz files of the MedMNIST project", _load_medmnist, MedmnistOptions,
+    split_rules=("official",), needs=("source.flag", "source.files"), check=_validate_medmnist))
+register_kind(DatasetKind(
+    "idx", "MNIST-style IDX files (e.g. Fashion-MNIST from Debian)", _load_idx, LoadOptions,
+    split_rules=("per_file",), needs=("source.files", "labels.label_map", "split.fractions"), check=_validate_idx))
+register_kind(DatasetKind(
+    "folder", "images under a root, labels from a CSV or the paths (ImageFolder trees)", _load_folder,
+    FolderOptions, split_rules=("random", "column", "file", "per_file", "path"), needs=("labels",),
+    check=_validate_folder))

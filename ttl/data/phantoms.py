@@ -78,7 +78,6 @@ CLASSES: dict[str, list[str]] = {
 }
 SPLITS = ("train", "val", "test")
 GENERATOR_VERSION = 4  # bump whenever the pixels a given seed produces change (it keys the cache)
-MIN_SIZE, MAX_SIZE = 32, 512
 _TABLE = 360  # angular bins of a lesion's radius table
 _SPIKES = 8  # strand slots of a lesion (some get zero length)
 # calibration (see the module docstring): `contrast=1` multiplies the lesions' contrast by these
@@ -111,20 +110,19 @@ class PhantomParams:
     contrast: float = 1.0  # lesion conspicuity: multiplies the lesion's contrast (and so its grain's)
 
     def validate(self) -> PhantomParams:
+        """Checked against the phantom kind's option schema (:class:`ttl.data.kinds.PhantomOptions`:
+        one place for the bounds the CLI, the loader and the generator share)."""
+        from ttl.data.kinds import PhantomOptions
+        from ttl.schema import validate
+
         if self.level not in LEVELS:
             raise ConfigError(f"phantom level must be one of {LEVELS}, got {self.level!r}")
-        if not isinstance(self.n_per_class, (int, np.integer)) or self.n_per_class < 1:
+        values = {k: v.item() if isinstance(v, np.generic) else v for k, v in dataclasses.asdict(self).items()}
+        n = values.pop("n_per_class")
+        if not isinstance(n, int) or isinstance(n, bool) or n < 1:
             raise ConfigError(f"phantom n_per_class must be a positive integer, got {self.n_per_class!r}")
-        if not isinstance(self.size, (int, np.integer)) or not MIN_SIZE <= self.size <= MAX_SIZE:
-            raise ConfigError(f"phantom size must be an integer in [{MIN_SIZE}, {MAX_SIZE}], got {self.size!r}")
-        if not isinstance(self.seed, (int, np.integer)) or self.seed < 0:
-            raise ConfigError(f"phantom seed must be a non-negative integer, got {self.seed!r}")
-        if not 0.0 < float(self.balance) < 1.0:
-            raise ConfigError(f"phantom balance (fraction of class 1) must be in (0, 1), got {self.balance!r}")
-        if not 0.0 <= float(self.label_noise) < 0.5:
-            raise ConfigError(f"phantom label_noise must be in [0, 0.5), got {self.label_noise!r}")
-        if not 0.1 <= float(self.contrast) <= 10.0:
-            raise ConfigError(f"phantom contrast must be in [0.1, 10], got {self.contrast!r}")
+        values.pop("level")
+        validate(PhantomOptions, values, "phantom", ConfigError)
         return self
 
 

@@ -1,7 +1,7 @@
 """The notebooks' datasets: a shipped name or a manifest path, loaded split by split.
 
-Every notebook takes ``dataset`` (or ``datasets``) and ``root``; the phantom-only options
-(``contrast``) reach phantoms only, and ``n_per_class``/``data_seed`` draw a balanced subset of a
+Every notebook takes ``dataset`` (or ``datasets``) and ``root``; options of one dataset kind
+(``contrast``: phantoms) reach datasets of that kind only (the kind registry, :mod:`ttl.data.kinds`), and ``n_per_class``/``data_seed`` draw a balanced subset of a
 real dataset, so one notebook runs on the phantoms, on Fashion-MNIST or on an ImageFolder tree.
 """
 
@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ttl.data import ImageDataset, load, load_manifest
+from ttl.data.kinds import get_kind, kinds
 from ttl.errors import ConfigError
 
 SPLITS = ("train", "val", "test")
@@ -44,19 +45,40 @@ def root_for(dataset: str | os.PathLike, root: Root) -> str | None:
     return None if root is None else str(root)
 
 
+def kind_options(dataset: str | os.PathLike, options: Mapping[str, Any]) -> dict[str, Any]:
+    """The options of ``options`` that ``dataset``'s kind takes (:mod:`ttl.data.kinds`).
+
+    An option only other kinds take (``contrast`` on a real dataset) is dropped when it holds its
+    neutral value (``contrast=1.0``, or None) and is an error otherwise, so a typo or a phantom
+    setting is never silently ignored on another dataset."""
+    kind = get_kind(load_manifest(dataset).kind)
+    taken = kind.options.model_fields
+    out: dict[str, Any] = {}
+    for key, value in options.items():
+        if key in taken:
+            out[key] = value
+            continue
+        owners = [k for k in kinds().values() if key in k.options.model_fields]
+        if not owners:
+            raise ConfigError(f"unknown dataset option {key!r}; the dataset kinds take "
+                              f"{sorted({o for k in kinds().values() for o in k.option_names()})}")
+        extra = owners[0].options.model_fields[key].json_schema_extra or {}
+        if value is None or value == extra.get("neutral"):
+            continue
+        names = ", ".join(k.name for k in owners)
+        leave = f"leave {key} at {extra['neutral']}" if "neutral" in extra else f"leave {key} at None"
+        raise ConfigError(f"{key}={value} applies to {names} datasets only; {dataset_name(dataset)!r} is of kind "
+                          f"{kind.name!r}: {leave}")
+    return out
+
+
 def load_splits(dataset: str | os.PathLike, root: Root = None, *, n_per_class: Any = None,
-                size: int | None = None, seed: int = 0, contrast: float = 1.0,
-                splits: Sequence[str] = SPLITS) -> dict[str, ImageDataset]:
-    """``{split: ImageDataset}`` of one dataset. Phantoms get ``seed`` (the generator's) and
-    ``contrast``; a real dataset gets ``seed`` for its balanced ``n_per_class`` subset and ignores
-    ``contrast`` (a value other than 1 is then an error, so a typo is not silently dropped)."""
-    phantom = is_phantom(dataset)
-    if not phantom and float(contrast) != 1.0:
-        raise ConfigError(f"contrast={contrast} applies to the phantoms only; {dataset_name(dataset)!r} is "
-                          "not one: leave contrast at 1.0")
-    opts: dict[str, Any] = {"n_per_class": n_per_class, "size": size, "seed": seed}
-    if phantom:
-        opts["contrast"] = contrast
+                size: int | None = None, seed: int = 0, splits: Sequence[str] = SPLITS,
+                **options: Any) -> dict[str, ImageDataset]:
+    """``{split: ImageDataset}`` of one dataset. ``seed`` is the generator's (phantoms) or that of
+    a real dataset's balanced ``n_per_class`` subset; ``options`` are kind options
+    (:func:`kind_options`: ``contrast`` reaches phantoms only)."""
+    opts = kind_options(dataset, {"n_per_class": n_per_class, "size": size, "seed": seed, **options})
     folder = root_for(dataset, root)
     return {split: load(dataset, root=folder, split=split, progress=False, **opts) for split in splits}
 
