@@ -219,3 +219,47 @@ def test_heat_map_hatches_cells_not_above_chance_and_stays_legible_when_wide():
     with pytest.raises(ConfigError, match="mask"):
         plot_similarity_matrix(mat.to_numpy(), mask=np.eye(2, dtype=bool))
     plt.close("all")
+
+
+def test_a_registered_measure_reaches_layer_similarity_and_its_null(monkeypatch):
+    """A measure added to the registry (here: the mean absolute correlation of matched feature
+    pairs) is taken by layer_similarity, cross_layer_similarity and permutation_null, its null
+    drawn with the same permutations as the shipped measures'."""
+    from ttl.analysis import measures
+    from ttl.analysis.null import permutation_null
+
+    def compare(a, b, **_):
+        x, y = np.asarray(a, float), np.asarray(b, float)
+        k = min(x.shape[1], y.shape[1])
+        r = [abs(np.corrcoef(x[:, i], y[:, i])[0, 1]) for i in range(k)]
+        return dict(value=float(np.mean(r)), kept_a=k, kept_b=k)
+
+    class Prepared:
+        def __init__(self, a, b, **_):
+            self.a, self.b = np.asarray(a, float), np.asarray(b, float)
+            self.kept_a = self.kept_b = min(self.a.shape[1], self.b.shape[1])
+
+        def stat(self, perm=None):
+            return compare(self.a if perm is None else self.a[perm], self.b)["value"]
+
+    monkeypatch.setitem(measures.REGISTRY, "paired_corr",
+                        measures.SimilarityMeasure("paired_corr", "mean |r| of matched features", compare, Prepared))
+    net, x = _net(0), _images(40)
+    twin = copy.deepcopy(net)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        same = layer_similarity(net, twin, x, ["conv1"], measure="paired_corr", null_draws=5)
+        mat = cross_layer_similarity(net, x, ["conv1", "conv2"], measure="paired_corr", null_draws=3)
+    assert same["value"].iloc[0] == pytest.approx(1.0) and same["measure"].iloc[0] == "paired_corr"
+    assert mat.attrs["statistic"] == "paired_corr"
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((60, 4)), rng.standard_normal((60, 4))
+    null = permutation_null(a, a + 0.1 * b, "paired_corr", draws=8, seed=3)
+    assert null.value > 0.9 and null.high < 0.5 and null.p_value == pytest.approx(1 / 9)
+    assert null.value == compare(a, a + 0.1 * b)["value"]  # the registered measure, not a shipped one
+    from ttl.seeding import derive_seed
+
+    perm = np.random.default_rng(derive_seed(3, "permutation_null", 0)).permutation(60)
+    assert null.values[0] == compare(a[perm], a + 0.1 * b)["value"]
+    with pytest.raises(ConfigError, match="measure must be one of .*'paired_corr'"):
+        permutation_null(a, b, "nope")

@@ -196,3 +196,34 @@ def test_plot_cams_grid(trained):
     assert len(fig.axes) == 3 * 3
     assert [ax.get_title() for ax in fig.axes[:3]] == ["image", "layer1.1", "layer2.1"]
     plt.close(fig)
+
+
+def test_a_registered_cam_method_reaches_gradcam_and_faithfulness(trained, monkeypatch):
+    """A CAM written against pytorch_grad_cam's BaseCAM (weights: one per channel, here the mean
+    activation) and registered under a new name is what gradcam(method=...) computes."""
+    from pytorch_grad_cam.base_cam import BaseCAM
+
+    from ttl import explain
+
+    class MeanActivationCAM(BaseCAM):
+        def get_cam_weights(self, input_tensor, target_layer, targets, activations, grads):
+            return activations.mean(axis=(2, 3))
+
+    made = []
+
+    def make(model, layer, batch_size):
+        made.append(layer)
+        return MeanActivationCAM(model=model, target_layers=[layer])
+
+    monkeypatch.setitem(explain.METHODS, "meanact", explain.CamMethod("meanact", "mean activation", make))
+    model, test, pos = trained
+    x = model_inputs(model, test)[pos]
+    res = gradcam(model, x, method="meanact", targets=[1] * len(pos))
+    assert res.method == "meanact" and res.heatmaps.shape == (len(pos), 32, 32) and made
+    assert made[0] is model.last_block()
+    eigen = gradcam(model, x, method="eigencam", targets=[1] * len(pos))
+    assert not np.allclose(res.heatmaps, eigen.heatmaps)  # its own weights, not a shipped method's
+    with pytest.raises(ConfigError, match="unknown CAM method 'nope'; choose one of .*meanact"):
+        gradcam(model, x, method="nope")
+    with pytest.raises(ConfigError, match="registered twice"):
+        explain.register_cam("gradcam", "again")(make)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,17 +24,67 @@ from torch import nn
 
 from ttl.errors import ConfigError
 
-#: CAM method name -> class name in ``pytorch_grad_cam``.
-METHODS: dict[str, str] = {
-    "gradcam": "GradCAM",
-    "gradcam++": "GradCAMPlusPlus",
-    "hirescam": "HiResCAM",
-    "xgradcam": "XGradCAM",
-    "eigencam": "EigenCAM",
-    "layercam": "LayerCAM",
-    "scorecam": "ScoreCAM",
-    "ablationcam": "AblationCAM",
-}
+
+
+@dataclass(frozen=True)
+class CamMethod:
+    """One CAM method of the registry: ``make(model, layer, batch_size)`` returns an object called as
+    ``cam(input_tensor=x, targets=[...])`` giving (N, H, W) maps in [0, 1] and holding
+    ``activations_and_grads`` (pytorch_grad_cam's ``BaseCAM`` interface)."""
+
+    name: str
+    summary: str
+    make: Callable[[nn.Module, nn.Module, int], Any]
+
+
+#: The CAM registry, method name -> :class:`CamMethod`; :func:`register_cam` adds one.
+METHODS: dict[str, CamMethod] = {}
+
+
+def register_cam(name: str, summary: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Decorator: register ``make(model, layer, batch_size)`` as the CAM method ``name``."""
+    def add(make: Callable[..., Any]) -> Callable[..., Any]:
+        key = name.lower()
+        if key in METHODS:
+            raise ConfigError(f"CAM method {name!r} is registered twice")
+        METHODS[key] = CamMethod(key, summary, make)
+        return make
+    return add
+
+
+def _package_cam(class_name: str, **extra: Any) -> Callable[[nn.Module, nn.Module, int], Any]:
+    """A maker for one of pytorch_grad_cam's classes (imported on first use: it is slow to import)."""
+    def make(model: nn.Module, layer: nn.Module, batch_size: int) -> Any:
+        import pytorch_grad_cam
+
+        kwargs = {k: (v() if callable(v) else v) for k, v in extra.items()}
+        if class_name == "AblationCAM":
+            kwargs["batch_size"] = batch_size
+        cam = getattr(pytorch_grad_cam, class_name)(model=model, target_layers=[layer], **kwargs)
+        if class_name == "ScoreCAM":
+            cam.batch_size = batch_size
+        return cam
+    return make
+
+
+def _ablation_layer() -> Any:
+    from pytorch_grad_cam.ablation_layer import AblationLayer
+
+    return AblationLayer()
+
+
+for _name, _cls, _summary in [
+        ("gradcam", "GradCAM", "Grad-CAM (Selvaraju et al. 2017): activations weighted by pooled gradients"),
+        ("gradcam++", "GradCAMPlusPlus", "Grad-CAM++: second-order weights"),
+        ("hirescam", "HiResCAM", "HiResCAM: element-wise gradient x activation"),
+        ("xgradcam", "XGradCAM", "XGrad-CAM: axiom-derived weights"),
+        ("eigencam", "EigenCAM", "Eigen-CAM: first principal component of the activations (no gradients)"),
+        ("layercam", "LayerCAM", "LayerCAM: positive gradients per position"),
+        ("scorecam", "ScoreCAM", "Score-CAM: activation maps scored by the model's output"),
+]:
+    register_cam(_name, _summary)(_package_cam(_cls))
+register_cam("ablationcam", "Ablation-CAM: the drop in score when each channel is ablated")(
+    _package_cam("AblationCAM", ablation_layer=_ablation_layer))
 BASELINES = ("blur", "mean", "zero")
 MODES = ("deletion", "insertion")
 
@@ -191,13 +241,11 @@ def preserved_state(model: nn.Module) -> Iterator[None]:
             p.requires_grad_(req)
 
 
-def _cam_class(method: str) -> type:
+def _cam_method(method: str) -> CamMethod:
     key = method.lower()
     if key not in METHODS:
         raise ConfigError(f"unknown CAM method {method!r}; choose one of {', '.join(METHODS)}")
-    import pytorch_grad_cam
-
-    return getattr(pytorch_grad_cam, METHODS[key])
+    return METHODS[key]
 
 
 def _probabilities(logits: torch.Tensor, activation: str) -> torch.Tensor:
@@ -225,11 +273,10 @@ def gradcam(model: nn.Module, images: torch.Tensor, target_layer: nn.Module | st
     the predicted class). ``mean``/``std`` undo the normalisation for the overlays (default: the
     model's source normalisation). The model's modes, gradients and device are left as found.
     """
-    from pytorch_grad_cam.ablation_layer import AblationLayer
     from pytorch_grad_cam.utils.image import show_cam_on_image
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
-    cls = _cam_class(method)
+    spec = _cam_method(method)
     x_all = torch.as_tensor(images).detach().float()
     if x_all.ndim != 4:
         raise ConfigError(f"gradcam: images must be (N, 3, H, W), got shape {tuple(x_all.shape)}")
@@ -250,13 +297,8 @@ def gradcam(model: nn.Module, images: torch.Tensor, target_layer: nn.Module | st
                     probs = _probabilities(model(x).float(), activation)
                 t = (probs.argmax(1).cpu().numpy() if targets is None
                      else np.asarray(targets[sl], dtype=np.int64))
-                kwargs: dict[str, Any] = {}
-                if cls.__name__ == "AblationCAM":
-                    kwargs.update(ablation_layer=AblationLayer(), batch_size=batch_size)
-                cam = cls(model=model, target_layers=[layer], **kwargs)
+                cam = spec.make(model, layer, batch_size)
                 try:  # not `with`: the package's __exit__ swallows IndexError
-                    if cls.__name__ == "ScoreCAM":
-                        cam.batch_size = batch_size
                     maps = cam(input_tensor=x, targets=[ClassifierOutputTarget(int(c)) for c in t])
                 finally:
                     cam.activations_and_grads.release()

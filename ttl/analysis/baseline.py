@@ -21,8 +21,8 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ttl.analysis._arrays import to_numpy
-from ttl.analysis.cka import linear_cka
-from ttl.analysis.svcca import FewSamplesWarning, Keep, svcca
+from ttl.analysis.measures import get_measure
+from ttl.analysis.svcca import FewSamplesWarning, Keep
 from ttl.analysis.null import MEASURES, Measure, check_measure
 from ttl.errors import ConfigError
 from ttl.seeding import derive_seed
@@ -88,14 +88,12 @@ def random_baseline(n_samples: int, dim_a: int, dim_b: int, measure: Measure = "
         rng = np.random.default_rng(derive_seed(seed, "random_baseline", i))
         a = rng.standard_normal((n_samples, dim_a))
         b = rng.standard_normal((n_samples, dim_b))
-        if measure == "cka":
-            values[i] = linear_cka(a, b)
-        else:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", FewSamplesWarning)
-                res = svcca(a, b, keep=keep, epsilon=epsilon)
-            values[i] = res.mean
-            curves.append(res.coefficients)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FewSamplesWarning)
+            res = get_measure(measure).compare(a, b, keep=keep, epsilon=epsilon)
+        values[i] = res["value"]
+        if "coefficients" in res:  # SVCCA: the coefficient curves too
+            curves.append(np.asarray(res["coefficients"]))
     extra: dict[str, Any] = {}
     if curves:
         width = max(c.size for c in curves)

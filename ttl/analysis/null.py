@@ -17,26 +17,26 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
 from ttl.analysis._arrays import check_pair
-from ttl.analysis.svcca import (GOOGLE_THRESHOLD, FewSamplesWarning, Keep, correlations,
-                                svd_reduce, thresholded_mean, whiten)
-from ttl.errors import ConfigError, DataError
+from ttl.analysis.measures import REGISTRY as MEASURE_REGISTRY
+from ttl.analysis.measures import get_measure
+from ttl.analysis.svcca import GOOGLE_THRESHOLD, FewSamplesWarning, Keep
+from ttl.errors import ConfigError
 from ttl.seeding import derive_seed
 
-Measure = Literal["svcca", "cka"]
-MEASURES = ("svcca", "cka")
+Measure = str  # a registered measure's name (ttl.analysis.measures): "svcca", "cka", ...
+MEASURES = tuple(MEASURE_REGISTRY)  # the shipped ones; a measure registered later is accepted too
 #: SVCCA summary statistics: ``mean`` of every canonical correlation (ours) or ``thresholded``,
 #: google/svcca's mean of the leading coefficients that make up 0.98 of their sum.
 STATISTICS = ("mean", "thresholded")
 
 
 def check_measure(measure: str) -> str:
-    if measure not in MEASURES:
-        raise ConfigError(f"measure must be one of {MEASURES}, got {measure!r}")
+    get_measure(measure)
     return measure
 
 
@@ -85,42 +85,6 @@ class PermutationNull:
         return out
 
 
-class _Comparison:
-    """One comparison prepared once (SVD step and CCA whitening for SVCCA; centring and norms
-    for CKA); ``stat(perm)`` recomputes the statistic with the rows of ``a`` reordered by
-    ``perm`` (None: the real pairing)."""
-
-    def __init__(self, a: Any, b: Any, measure: str, keep: Keep, epsilon: float,
-                 statistic: str, threshold: float) -> None:
-        x, y = check_pair(a, b)
-        self.measure, self.statistic, self.threshold, self.epsilon = (
-            measure, statistic, threshold, epsilon)
-        self.n, self.dim_a, self.dim_b = x.shape[0], x.shape[1], y.shape[1]
-        if measure == "svcca":
-            ra = x if keep is None else svd_reduce(x, keep, "a")
-            rb = y if keep is None else svd_reduce(y, keep, "b")
-            self.kept_a, self.kept_b = int(ra.shape[1]), int(rb.shape[1])
-            self.x, self.y = whiten(ra, epsilon, "a"), whiten(rb, epsilon, "b")
-        else:
-            self.x = x - x.mean(axis=0, keepdims=True)
-            self.y = y - y.mean(axis=0, keepdims=True)
-            self.kk = float(np.sum((self.x.T @ self.x) ** 2))
-            self.ll = float(np.sum((self.y.T @ self.y) ** 2))
-            if self.kk == 0 or self.ll == 0:
-                raise DataError(f"linear_cka: {'a' if self.kk == 0 else 'b'} has no variance")
-            self.kept_a, self.kept_b = self.dim_a, self.dim_b
-
-    def stat(self, perm: np.ndarray | None = None) -> float:
-        x = self.x if perm is None else self.x[perm]
-        if self.measure == "cka":
-            num = float(np.sum((x.T @ self.y) ** 2))
-            return float(np.clip(num / np.sqrt(self.kk * self.ll), 0.0, 1.0))
-        rho = correlations(x, self.y)
-        if self.statistic == "thresholded":
-            return thresholded_mean(rho, self.threshold)
-        return float(rho.mean())
-
-
 def permutation_null(a: Any, b: Any, measure: Measure = "svcca", draws: int = 20, seed: int = 0,
                      *, keep: Keep = 0.99, epsilon: float = 1e-10, statistic: str = "mean",
                      threshold: float = GOOGLE_THRESHOLD,
@@ -141,15 +105,18 @@ def permutation_null(a: Any, b: Any, measure: Measure = "svcca", draws: int = 20
         raise ConfigError(f"quantiles must satisfy 0 <= low <= high <= 1, got {quantiles}")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FewSamplesWarning)
-        comp = _Comparison(a, b, measure, keep, epsilon, statistic, threshold)
+        x, y = check_pair(a, b)
+        spec = get_measure(measure)
+        comp = spec.prepare(x, y, keep=keep, epsilon=epsilon, statistic=statistic, threshold=threshold)
+    n = x.shape[0]
     value = comp.stat()
     values = np.empty(int(draws))
     for i in range(int(draws)):
         rng = np.random.default_rng(derive_seed(seed, "permutation_null", i))
-        values[i] = comp.stat(rng.permutation(comp.n))
+        values[i] = comp.stat(rng.permutation(n))
     return PermutationNull(
-        measure=measure, statistic=statistic if measure == "svcca" else "cka", value=value,
-        n_samples=comp.n, dim_a=comp.dim_a, dim_b=comp.dim_b, kept_a=comp.kept_a,
+        measure=measure, statistic=spec.statistic_label(statistic), value=value,
+        n_samples=n, dim_a=x.shape[1], dim_b=y.shape[1], kept_a=comp.kept_a,
         kept_b=comp.kept_b, draws=int(draws), quantiles=(float(lo_q), float(hi_q)),
         values=values, mean=float(values.mean()), low=float(np.quantile(values, lo_q)),
         high=float(np.quantile(values, hi_q)),

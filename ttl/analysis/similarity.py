@@ -21,6 +21,7 @@ from ttl.analysis.capture import Reducer, _as_images, capture, check_layers, spa
 from ttl.analysis.cka import linear_cka
 from ttl.analysis.conv import (DEFAULT_MAX_SAMPLES, Mode, check_mode, common_size, pool_to,
                                position_indices)
+from ttl.analysis.measures import get_measure
 from ttl.analysis.null import Measure, PermutationNull, check_measure, check_statistic, permutation_null
 from ttl.analysis.svcca import GOOGLE_THRESHOLD, Keep, svcca
 from ttl.errors import ConfigError
@@ -88,14 +89,9 @@ def _features(model: nn.Module, images: torch.Tensor, shapes: Mapping[str, tuple
 
 def _similarity(a: np.ndarray, b: np.ndarray, measure: str, keep: Keep, epsilon: float,
                 statistic: str = "mean", threshold: float = GOOGLE_THRESHOLD) -> dict[str, Any]:
-    """The value (per ``statistic``) and, for SVCCA, both summaries, coefficients and kept dims."""
-    if measure == "cka":
-        return dict(value=linear_cka(a, b), kept_a=a.shape[1], kept_b=b.shape[1])
-    res = svcca(a, b, keep=keep, epsilon=epsilon, threshold=threshold)
-    value = res.mean_thresholded if statistic == "thresholded" else res.mean
-    return dict(value=value, svcca_mean=res.mean, svcca_thresholded=res.mean_thresholded,
-                n_thresholded=res.n_thresholded, coefficients=res.coefficients.tolist(),
-                kept_a=res.kept_a, kept_b=res.kept_b)
+    """The value (per ``statistic``) and the measure's details (SVCCA: both summaries, coefficients,
+    kept dims): the registered measure's ``compare``."""
+    return get_measure(measure).compare(a, b, keep=keep, epsilon=epsilon, statistic=statistic, threshold=threshold)
 
 
 def _null(a: np.ndarray, b: np.ndarray, measure: str, draws: int, seed: int, keep: Keep,
@@ -166,7 +162,7 @@ def layer_similarity(model_a: nn.Module, model_b: nn.Module, images: Any, layers
         sim = _similarity(a, b, measure, keep, epsilon, statistic, threshold)
         row: dict[str, Any] = dict(
             layer=label, layer_a=la, layer_b=lb, measure=measure,
-            statistic=statistic if measure == "svcca" else "cka", value=sim["value"],
+            statistic=get_measure(measure).statistic_label(statistic), value=sim["value"],
             null_mean=np.nan, null_low=np.nan, null_high=np.nan, p_value=np.nan,
             above_null=None, n_samples=a.shape[0], dim_a=a.shape[1], dim_b=b.shape[1],
             kept_a=sim["kept_a"], kept_b=sim["kept_b"])
@@ -241,7 +237,7 @@ def cross_layer_similarity(model: nn.Module, images: Any, layers: Sequence[str],
             p_value[i, j] = p_value[j, i] = null.p_value
             above[i, j] = above[j, i] = null.above
     df = pd.DataFrame(mat, index=names, columns=names)
-    df.attrs.update(measure=measure, statistic=statistic if measure == "svcca" else "cka",
+    df.attrs.update(measure=measure, statistic=get_measure(measure).statistic_label(statistic),
                     kept=kept, dims=[int(feats[n].shape[1]) for n in names],
                     n_samples=int(feats[names[0]].shape[0]), null_draws=int(null_draws))
     if null_draws > 0:
