@@ -155,3 +155,27 @@ def test_phantom_bounds_are_declared_once():
     parser = build_parser()
     with pytest.raises(SystemExit):
         parser.parse_args(["data", "show", "phantom-mid", "--label-noise", "0.5"])
+
+
+def test_ttl_data_schema_prints_a_json_schema_every_shipped_manifest_satisfies(capsys):
+    """The exported JSON Schema (for editors) agrees with the pydantic model: each shipped manifest
+    validates against it, a misspelt key does not."""
+    import json
+
+    import jsonschema
+
+    from ttl.cli import main
+    from ttl.data.manifest import MANIFEST_DIR
+
+    assert main(["data", "schema"]) == 0
+    schema = json.loads(capsys.readouterr().out)
+    paths = sorted(MANIFEST_DIR.glob("*.yaml"))
+    assert len(paths) >= 12
+    for path in paths:
+        data = json.loads(json.dumps(yaml.safe_load(path.read_text())))  # as an editor reads it: string keys
+        jsonschema.validate(data, schema)
+    data["preprocessing"]["sise"] = 64
+    with pytest.raises(jsonschema.ValidationError, match="sise"):
+        jsonschema.validate(data, schema)
+    assert main(["data", "schema", "--profile"]) == 0
+    assert json.loads(capsys.readouterr().out)["title"] == "ProfileSchema"

@@ -29,6 +29,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ls.add_argument("--json", action="store_true", help="print JSON instead of a table")
     ls.set_defaults(func=run_list)
 
+    sc = actions.add_parser("schema", help="the JSON Schema of a dataset manifest (or of a book profile)",
+                            description="Print the JSON Schema of dataset manifests (ttl.data.manifest."
+                                        "ManifestSchema) or, with --profile, of book profiles, for an "
+                                        "editor's YAML support (e.g. a yaml-language-server $schema line).")
+    sc.add_argument("--profile", action="store_true", help="the schema of a book profile instead")
+    sc.set_defaults(func=run_schema)
+
     sh = actions.add_parser("show", help="counts per split and class, and a grid of examples",
                             description="Load NAME (a manifest name or a path to a manifest YAML), print "
                                         "the number of images per split and class, and with --out write "
@@ -71,6 +78,15 @@ def _usage(parser: argparse.ArgumentParser) -> int:
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     out = {"size": args.size, "n_per_class": args.n_per_class, "seed": args.seed}
     return {**{k: v for k, v in out.items() if v is not None}, **kind_overrides(args)}
+
+
+def run_schema(args: argparse.Namespace) -> int:
+    if args.profile:
+        from ttl.book import ProfileSchema as model
+    else:
+        from ttl.data.manifest import ManifestSchema as model
+    print(json.dumps(model.model_json_schema(), indent=2))
+    return 0
 
 
 def run_list(args: argparse.Namespace) -> int:
