@@ -74,6 +74,10 @@ def test_a_single_dataset_chapter_and_kind_options(tmp_path):
 def test_open_chapter_refuses_wrong_types_and_a_missing_runner_parameter(tmp_path):
     with pytest.raises(ConfigError, match=r"epochs must be int, got 'abc'"):
         open_chapter(_namespace(tmp_path, epochs="abc"))
+    ns = _namespace(tmp_path, method="gradcam+")
+    ns["__annotations__"]["method"] = str
+    with pytest.raises(ConfigError, match=r"method='gradcam\+' is not a registered CAM method; known: gradcam, "):
+        open_chapter(ns)
     ns = _namespace(tmp_path)
     ns.pop("output_dir")
     with pytest.raises(ConfigError, match=r"no 'output_dir': run it through `ttl book`"):

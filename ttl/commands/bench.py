@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from ttl.commands.argtypes import image_size, nonnegative_int, phantom_contrast, positive_int
+from ttl.commands.argtypes import image_size, nonnegative_int, positive_int
+from ttl.commands.dataset_args import kind_option_type
 from ttl.commands.executor_args import add_executor_args, executor_from_args
 
 
@@ -50,7 +51,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     w.add_argument("--batch", type=positive_int, default=64, help="batch size (default: 64)")
     w.add_argument("--size", type=image_size, default=None, help="image size (default: the dataset's)")
     w.add_argument("--n-per-class", type=positive_int, default=None, help="phantoms: images per class and split")
-    w.add_argument("--contrast", type=phantom_contrast, default=None, help="phantoms: lesion conspicuity")
+    w.add_argument("--contrast", type=kind_option_type("phantom", "contrast"), default=None, help="phantoms: lesion conspicuity")
     w.add_argument("--seeds", type=nonnegative_int, nargs="+", default=[0], help="training seeds per cut (default: 0)")
     w.add_argument("--runs", default="runs/bench-sweep", help="folder for the trials (emptied first)")
     add_executor_args(w)

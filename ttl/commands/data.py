@@ -12,8 +12,8 @@ import argparse
 import io
 import json
 from typing import Any
-from ttl.commands.argtypes import image_size, nonnegative_int, phantom_contrast, positive_int
-from ttl.commands.dataset_args import add_kind_options, kind_overrides
+from ttl.commands.argtypes import image_size, nonnegative_int, positive_int
+from ttl.commands.dataset_args import add_kind_options, kind_option_type, kind_overrides
 
 SPLIT_CHOICES = ("all", "train", "val", "test")
 
@@ -63,7 +63,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     au.add_argument("level", metavar="LEVEL", help="low, mid or high (or phantom-low, ...)")
     au.add_argument("--n-per-class", type=positive_int, default=300, help="images per class in each split (default 300)")
     au.add_argument("--size", type=image_size, default=64, help="image size in pixels (default 64)")
-    au.add_argument("--contrast", type=phantom_contrast, default=1.0, help="lesion conspicuity (1 = calibrated default)")
+    au.add_argument("--contrast", type=kind_option_type("phantom", "contrast"), default=1.0, help="lesion conspicuity (1 = calibrated default)")
     au.add_argument("--seed", type=nonnegative_int, default=0, help="generator seed (default 0)")
     au.add_argument("--n-boot", type=positive_int, default=500, help="bootstrap resamples of each CI (default 500)")
     au.add_argument("--json", action="store_true", help="print JSON rows instead of a table")

@@ -63,6 +63,17 @@ def option_type(field: Any) -> tuple[Callable[[str], Any] | None, dict[str, Any]
     return str, {}
 
 
+def kind_option_type(kind: str, option: str) -> Callable[[str], Any]:
+    """The argparse type of one option of one kind (``kind_option_type("phantom", "contrast")``), for
+    commands that take it outside the generated flags (``ttl data audit``, ``ttl bench sweep``)."""
+    from ttl.data.kinds import get_kind
+
+    parse, _ = option_type(get_kind(kind).options.model_fields[option])
+    if parse is None:
+        raise TypeError(f"{kind}.{option} is not a number or text option")
+    return parse
+
+
 def add_kind_options(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> list[str]:
     """One flag per kind-specific option (default None: the manifest's value); their names."""
     names = []

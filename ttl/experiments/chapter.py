@@ -16,8 +16,9 @@ everything else from here, so that its cells hold only the study's own steps:
 - ``ch.save(df, name, t0)``, ``ch.table(df, name, caption, ...)``, ``ch.figure(fig, name)``:
   tables and figures written to ``output_dir`` with provenance and glued for the prose.
 
-It also checks the parameters' types first (a wrong value is one ConfigError naming it), applies
-the house style and glues the run's profile and hardware.
+It also checks the parameters first (a wrong type, or a ``method``/``measure`` no registry holds,
+is one ConfigError naming it, before any data or training), applies the house style and glues the
+run's profile and hardware.
 """
 
 from __future__ import annotations
@@ -34,6 +35,22 @@ from ttl.errors import ConfigError
 TRAIN_PARAMETERS = ("epochs", "patience", "schedule", "batch_size", "device", "n_boot")
 #: the runner's parameters (ttl book passes them to every notebook)
 RUNNER_PARAMETERS = ("output_dir", "profile")
+
+
+def _cam_methods() -> Mapping[str, Any]:
+    from ttl.explain import METHODS
+
+    return METHODS
+
+
+def _measures() -> Mapping[str, Any]:
+    from ttl.analysis.measures import REGISTRY
+
+    return REGISTRY
+
+
+#: parameters whose value names an entry of a registry, checked before any work
+REGISTRY_PARAMETERS = {"method": ("CAM method", _cam_methods), "measure": ("similarity measure", _measures)}
 
 
 @dataclasses.dataclass
@@ -111,6 +128,9 @@ def open_chapter(namespace: Mapping[str, Any], *, load_data: bool = True) -> Cha
 
     check_parameters(namespace)
     params = declared_parameters(namespace)
+    for name, (what, registry) in REGISTRY_PARAMETERS.items():
+        if isinstance(params.get(name), str) and params[name].lower() not in registry():
+            raise ConfigError(f"{name}={params[name]!r} is not a registered {what}; known: {', '.join(registry())}")
     for name in RUNNER_PARAMETERS:
         if name not in params:
             raise ConfigError(f"the notebook has no {name!r}: run it through `ttl book` or pass "
