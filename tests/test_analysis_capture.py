@@ -261,5 +261,5 @@ def test_a_registered_measure_reaches_layer_similarity_and_its_null(monkeypatch)
 
     perm = np.random.default_rng(derive_seed(3, "permutation_null", 0)).permutation(60)
     assert null.values[0] == compare(a[perm], a + 0.1 * b)["value"]
-    with pytest.raises(ConfigError, match="measure must be one of .*'paired_corr'"):
+    with pytest.raises(ConfigError, match="unknown similarity measure 'nope'; known: svcca, cka, paired_corr"):
         permutation_null(a, b, "nope")

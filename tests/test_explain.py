@@ -223,7 +223,7 @@ def test_a_registered_cam_method_reaches_gradcam_and_faithfulness(trained, monke
     assert made[0] is model.last_block()
     eigen = gradcam(model, x, method="eigencam", targets=[1] * len(pos))
     assert not np.allclose(res.heatmaps, eigen.heatmaps)  # its own weights, not a shipped method's
-    with pytest.raises(ConfigError, match="unknown CAM method 'nope'; choose one of .*meanact"):
+    with pytest.raises(ConfigError, match="unknown CAM method 'nope'; known: gradcam, .*meanact"):
         gradcam(model, x, method="nope")
     with pytest.raises(ConfigError, match="registered twice"):
         explain.register_cam("gradcam", "again")(make)

@@ -106,5 +106,5 @@ def test_a_registered_strategy_reaches_prepare_labels_the_search_and_the_cli(mon
     from ttl.search import _check
 
     _check("resnet18", "bn_only", "auroc", (0,))  # the cut search accepts it
-    with pytest.raises(ConfigError, match="registered already"):
+    with pytest.raises(ConfigError, match="strategy 'ttl' is registered twice"):
         register_strategy("ttl", "again")(_bn_only)

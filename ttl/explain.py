@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from ttl.errors import ConfigError
+from ttl.registry import Registry
 
 
 
@@ -38,16 +39,13 @@ class CamMethod:
 
 
 #: The CAM registry, method name -> :class:`CamMethod`; :func:`register_cam` adds one.
-METHODS: dict[str, CamMethod] = {}
+METHODS: Registry[CamMethod] = Registry("CAM method")
 
 
 def register_cam(name: str, summary: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Decorator: register ``make(model, layer, batch_size)`` as the CAM method ``name``."""
     def add(make: Callable[..., Any]) -> Callable[..., Any]:
-        key = name.lower()
-        if key in METHODS:
-            raise ConfigError(f"CAM method {name!r} is registered twice")
-        METHODS[key] = CamMethod(key, summary, make)
+        METHODS.add(name.lower(), CamMethod(name.lower(), summary, make))
         return make
     return add
 
@@ -242,10 +240,7 @@ def preserved_state(model: nn.Module) -> Iterator[None]:
 
 
 def _cam_method(method: str) -> CamMethod:
-    key = method.lower()
-    if key not in METHODS:
-        raise ConfigError(f"unknown CAM method {method!r}; choose one of {', '.join(METHODS)}")
-    return METHODS[key]
+    return METHODS.lookup(method.lower())
 
 
 def _probabilities(logits: torch.Tensor, activation: str) -> torch.Tensor:

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from torch import nn
 
 from ttl.errors import ConfigError
+from ttl.registry import Registry
 from ttl.models.cuts import cut_info, family, feature_info
 from ttl.models.truncated import TTLModel, build
 
@@ -42,7 +43,7 @@ class Strategy:
     needs_cut: bool = False
 
 
-REGISTRY: dict[str, Strategy] = {}
+REGISTRY: Registry[Strategy] = Registry("strategy")
 
 
 def register_strategy(name: str, summary: str, takes_cut: bool = True,
@@ -50,9 +51,7 @@ def register_strategy(name: str, summary: str, takes_cut: bool = True,
     """Decorator adding a model builder to :data:`REGISTRY` (the CLI's choices, the search's
     strategies and ``prepare`` follow)."""
     def add(fn: Callable[..., TTLModel]) -> Callable[..., TTLModel]:
-        if name in REGISTRY:
-            raise ConfigError(f"strategy {name!r} is registered already")
-        REGISTRY[name] = Strategy(name, fn, summary, takes_cut, needs_cut)
+        REGISTRY.add(name, Strategy(name, fn, summary, takes_cut, needs_cut))
         return fn
     return add
 
@@ -120,8 +119,7 @@ class StrategySpec:
 
 
 def _check(strategy: str) -> None:
-    if strategy not in REGISTRY:
-        raise ConfigError(f"unknown strategy {strategy!r}; choose one of {', '.join(REGISTRY)}")
+    REGISTRY.lookup(strategy)
 
 
 def prepare(strategy: str, arch: str, cut: str | int | None = None, num_classes: int = 2,

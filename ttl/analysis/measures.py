@@ -25,7 +25,8 @@ from ttl.analysis._arrays import check_pair
 from ttl.analysis.cka import linear_cka
 from ttl.analysis.svcca import (GOOGLE_THRESHOLD, Keep, correlations, svcca, svd_reduce, thresholded_mean,
                                 whiten)
-from ttl.errors import ConfigError, DataError
+from ttl.errors import DataError
+from ttl.registry import Registry
 
 
 class Prepared(Protocol):
@@ -51,20 +52,15 @@ class SimilarityMeasure:
         return statistic if self.statistics else self.name
 
 
-REGISTRY: dict[str, SimilarityMeasure] = {}
+REGISTRY: Registry[SimilarityMeasure] = Registry("similarity measure")
 
 
 def register_measure(measure: SimilarityMeasure) -> SimilarityMeasure:
-    if measure.name in REGISTRY:
-        raise ConfigError(f"similarity measure {measure.name!r} is registered twice")
-    REGISTRY[measure.name] = measure
-    return measure
+    return REGISTRY.add(measure.name, measure)
 
 
 def get_measure(name: str) -> SimilarityMeasure:
-    if name not in REGISTRY:
-        raise ConfigError(f"measure must be one of {tuple(REGISTRY)}, got {name!r}")
-    return REGISTRY[name]
+    return REGISTRY.lookup(name)
 
 
 # --------------------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ import numpy as np
 from pydantic import Field
 
 from ttl.errors import ConfigError
+from ttl.registry import Registry
 from ttl.schema import Strict, either, validate
 
 SizeMap = dict[Literal["train", "val", "test"], int]
@@ -110,22 +111,17 @@ def _plain(value: Any) -> Any:
     return value
 
 
-REGISTRY: dict[str, DatasetKind] = {}
+REGISTRY: Registry[DatasetKind] = Registry("dataset kind")
 
 
 def register_kind(kind: DatasetKind) -> DatasetKind:
     """Add ``kind`` to the registry (a second kind of the same name is an error)."""
-    if kind.name in REGISTRY:
-        raise ConfigError(f"dataset kind {kind.name!r} is registered twice")
-    REGISTRY[kind.name] = kind
-    return kind
+    return REGISTRY.add(kind.name, kind)
 
 
 def get_kind(name: str) -> DatasetKind:
     _ensure_loaded()
-    if name not in REGISTRY:
-        raise ConfigError(f"unknown dataset kind {name!r}; known: {', '.join(REGISTRY)}")
-    return REGISTRY[name]
+    return REGISTRY.lookup(name)
 
 
 def kinds() -> dict[str, DatasetKind]:
