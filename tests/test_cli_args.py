@@ -48,6 +48,14 @@ BAD = [
     (["search", "--neighbourhood", "-3"], "argument --neighbourhood: must be stage or adjacent or an integer"),
     (["search", "--neighbourhood", "everything"], "argument --neighbourhood: must be stage or adjacent"),
     (["evaluate", "runs/x", "--split", "bogus"], "argument --split: invalid choice: 'bogus'"),
+    # Ray refused these with a traceback (found by tools/attack): usage errors now
+    (["search", "--executor", "ray", "--ray-gpus-per-task", "1.5"],
+     "argument --ray-gpus-per-task: must be a fraction of one (at most 1) or a whole number, got '1.5'"),
+    (["bench", "sweep", "--executor", "ray", "--ray-cpus-per-task", "2.5"], "argument --ray-cpus-per-task: must be a fraction"),
+    (["search", "--executor", "ray", "--ray-gpus-per-task", "99999999999999999999"],
+     "argument --ray-gpus-per-task: must be a finite number >= 0 and <= 1024"),
+    (["search", "--executor", "ray", "--ray-threads-per-task", "99999999999999999999"],
+     "argument --ray-threads-per-task: must be an integer >= 1 and <= 1024"),
 ]
 
 

@@ -5,10 +5,30 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ttl.commands.argtypes import bounded, nonnegative_int, positive_int
+from ttl.commands.argtypes import bounded, nonnegative_int
 
-positive_fraction = bounded(float, 0.0, None, low_open=True)
-nonnegative_float = bounded(float, 0.0, None)
+MAX_RESOURCES = 1024  # more CPUs or GPUs than any one task gets: a typo, not a request Ray could meet
+MAX_THREADS = 1024  # torch.set_num_threads overflows far above this
+
+
+def ray_quantity(low_open: bool) -> Any:
+    """A Ray resource request: a fraction of one unit (shares it) or a whole number of units,
+    at most MAX_RESOURCES (Ray refuses 1.5 GPUs with a traceback; we say so as a usage error)."""
+    base = bounded(float, 0.0, MAX_RESOURCES, low_open=low_open)
+
+    def parse(text: str) -> float:
+        value = base(text)
+        if value > 1 and value != int(value):
+            raise argparse.ArgumentTypeError(f"must be a fraction of one (at most 1) or a whole number, got {text!r}")
+        return value
+
+    parse.__name__ = "ray_quantity"
+    return parse
+
+
+positive_fraction = ray_quantity(low_open=True)
+nonnegative_float = ray_quantity(low_open=False)
+threads_count = bounded(int, 1, MAX_THREADS)
 
 
 def add_executor_args(p: argparse.ArgumentParser) -> None:
@@ -22,7 +42,7 @@ def add_executor_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ray-cpus-per-task", type=positive_fraction, default=1.0, help="CPUs each training asks for")
     p.add_argument("--ray-gpus-per-task", type=nonnegative_float, default=None,
                    help="GPUs each training asks for (fractions share a GPU; default: 1 with CUDA, else 0)")
-    p.add_argument("--ray-threads-per-task", type=positive_int, default=None,
+    p.add_argument("--ray-threads-per-task", type=threads_count, default=None,
                    help="torch threads of each CPU training (default: its CPUs, rounded down, at least 1; this "
                         "process's count gives numbers identical to a local run's)")
     p.add_argument("--ray-retries", type=nonnegative_int, default=3,
