@@ -54,8 +54,6 @@ nonnegative_int = bounded(int, 0)
 positive_float = bounded(float, 0, low_open=True)
 nonnegative_float = bounded(float, 0)
 image_size = bounded(int, MIN_IMAGE_SIZE, MAX_IMAGE_SIZE)
-fraction_open = bounded(float, 0, 1, low_open=True, high_open=True)
-label_noise = bounded(float, 0, 0.5, high_open=True)
 width_factor = bounded(float, 0, 1, low_open=True)  # TransFusion: fraction of channels kept
 
 
